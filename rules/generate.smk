@@ -1,0 +1,25 @@
+# Generation per (model, eval set, mode): sharded, resumable JSONL.
+
+
+rule generate:
+    input:
+        prompts=evalset_file,
+        model=model_input,
+    output:
+        f"{RESULTS}/generations/{{model}}/{{evalset}}.{{mode}}.jsonl",
+    wildcard_constraints:
+        mode="greedy|sample",
+    params:
+        gen=lambda wc: as_json(generation_params(wc.mode)),
+        model_path=lambda wc: model_path(wc.model),
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+    log:
+        f"{RESULTS}/logs/generate/{{model}}/{{evalset}}.{{mode}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/generate/{{model}}/{{evalset}}.{{mode}}.tsv"
+    shell:
+        "python -m srg generate --prompts {input.prompts} --out {output} --model {wildcards.model} "
+        "--model-path {params.model_path} --evalset {wildcards.evalset} --mode {wildcards.mode} "
+        "--params {params.gen:q} > {log} 2>&1"

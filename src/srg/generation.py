@@ -1,0 +1,247 @@
+"""Generation backends behind one interface, and sharded, resumable generation runs.
+
+Backends: ``hf`` (transformers; batched, left padding, length-sorted batches, KV cache, and
+for n > 1 one shared prefill per prompt whose cache is repeated n times), ``vllm`` and
+``openai`` (registered by the paper-scale stages; import-guarded).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from srg.config import content_hash
+from srg.io import read_jsonl, write_jsonl
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to decode. ``greedy`` ignores temperature/top_p; top_k=0 means no top-k cut."""
+
+    n: int = 1
+    greedy: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.max_new_tokens < 1:
+            raise ValueError(f"n and max_new_tokens must be >= 1, got {self.n}, {self.max_new_tokens}")
+        if self.greedy and self.n != 1:
+            raise ValueError("greedy decoding with n > 1 would repeat the same answer; use n=1")
+
+
+@dataclass
+class Completion:
+    text: str
+    n_tokens: int
+    finished: bool  # stopped on EOS rather than the token limit
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt: the user turn and an optional system message."""
+
+    user: str
+    system: str | None = None
+
+
+class Backend(Protocol):
+    name: str
+
+    def generate(self, requests: Sequence[Request], params: SamplingParams,
+                 progress: Callable[[int], None] | None = None) -> list[list[Completion]]:
+        """n completions for each request, in request order."""
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {}
+
+
+def register_backend(name: str):
+    def deco(factory):
+        BACKENDS[name] = factory
+        return factory
+    return deco
+
+
+def make_backend(name: str, **kwargs) -> Backend:
+    if name not in BACKENDS:
+        if name == "vllm":
+            import srg.vllm_backend  # noqa: F401  (registers itself; needs the gpu extra)
+        elif name == "openai":
+            import srg.openai_backend  # noqa: F401
+    if name not in BACKENDS:
+        raise ValueError(f"unknown generation backend {name!r}; available: {sorted(BACKENDS)}")
+    return BACKENDS[name](**kwargs)
+
+
+@register_backend("hf")
+class HFBackend:
+    """transformers backend: batched, left-padded, length-sorted, KV-cached, shared prefill."""
+
+    name = "hf"
+
+    def __init__(self, model_path: str, dtype: str = "bfloat16", batch_size: int = 32,
+                 max_prompt_tokens: int = 1024, system_prompt: str | None = None,
+                 threads: int = 0, model=None, tokenizer=None):
+        import torch
+
+        from srg import models
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.tokenizer = tokenizer or models.load_tokenizer(model_path)
+        self.model = model or models.load_model(model_path, dtype)
+        self.batch_size = batch_size
+        self.max_prompt_tokens = max_prompt_tokens
+        self.default_system = system_prompt
+        self.truncated = 0
+
+    def _encode(self, requests: Sequence[Request]) -> list[list[int]]:
+        from srg.models import chat_prompt
+
+        ids = []
+        for r in requests:
+            text = chat_prompt(self.tokenizer, r.user, r.system or self.default_system)
+            toks = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if len(toks) > self.max_prompt_tokens:  # keep the end: the request and the generation prompt
+                toks = toks[-self.max_prompt_tokens:]
+                self.truncated += 1
+            ids.append(toks)
+        return ids
+
+    def generate(self, requests, params, progress=None):
+        import torch
+
+        encoded = self._encode(requests)
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        prompts_per_batch = max(1, self.batch_size // params.n)
+        results: list[list[Completion] | None] = [None] * len(encoded)
+        for start in range(0, len(order), prompts_per_batch):
+            idx = order[start:start + prompts_per_batch]
+            torch.manual_seed(params.seed * 1_000_003 + start)
+            outs = self._generate_batch([encoded[i] for i in idx], params)
+            for i, comps in zip(idx, outs):
+                results[i] = comps
+            if progress:
+                progress(len(idx) * params.n)
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, batch_ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        import torch
+
+        tok, model = self.tokenizer, self.model
+        pad = tok.pad_token_id
+        width = max(len(x) for x in batch_ids)
+        input_ids = torch.full((len(batch_ids), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        for row, ids in enumerate(batch_ids):
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
+            mask[row, width - len(ids):] = 1
+        input_ids, mask = input_ids.to(model.device), mask.to(model.device)
+        kwargs = dict(max_new_tokens=params.max_new_tokens, pad_token_id=pad,
+                      eos_token_id=model.generation_config.eos_token_id)
+        if params.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p,
+                          top_k=params.top_k)
+        with torch.inference_mode():
+            if params.n > 1 and width > 1:
+                # Prefill each distinct prompt once, then repeat its KV cache n times.
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                pre = model(input_ids=input_ids[:, :-1], attention_mask=mask[:, :-1],
+                            position_ids=pos[:, :-1], use_cache=True)
+                cache = pre.past_key_values
+                cache.batch_repeat_interleave(params.n)
+                input_ids = input_ids.repeat_interleave(params.n, 0)
+                mask = mask.repeat_interleave(params.n, 0)
+                kwargs["past_key_values"] = cache
+            out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+        new = out[:, width:].cpu()
+        eos = kwargs["eos_token_id"]
+        eos_ids = set(eos if isinstance(eos, list) else [eos])
+        comps = []
+        for row in new.tolist():
+            n_tok, finished = len(row), False
+            for j, t in enumerate(row):
+                if t in eos_ids:
+                    n_tok, finished = j, True
+                    break
+            comps.append(Completion(tok.decode(row[:n_tok], skip_special_tokens=True).strip(), n_tok, finished))
+        return [comps[i * params.n:(i + 1) * params.n] for i in range(len(batch_ids))]
+
+
+# --- sharded, resumable runs -------------------------------------------------------------------
+
+@dataclass
+class GenerationJob:
+    """One (model, prompt set, decoding mode) run, written as JSONL shards then merged."""
+
+    prompts: str
+    out: str
+    model_path: str
+    model_name: str
+    evalset: str
+    mode: str  # "greedy" or "sample"
+    sampling: SamplingParams
+    backend: str = "hf"
+    backend_options: dict = field(default_factory=dict)
+    shard_size: int = 128
+
+
+def shard_dir(job: GenerationJob) -> Path:
+    """Shards live beside the output under a hash of everything that changes their content."""
+    key = content_hash({"sampling": asdict(job.sampling), "model": job.model_path, "prompts": job.prompts,
+                        "backend": job.backend, "opts": job.backend_options, "shard": job.shard_size})
+    out = Path(job.out)
+    return out.parent / f".{out.name}.shards-{key}"
+
+
+def run_generation(job: GenerationJob, backend: Backend | None = None, log=print) -> dict:
+    """Generate every missing shard, then merge into ``job.out``. Returns run statistics."""
+    from tqdm.auto import tqdm
+
+    records = read_jsonl(job.prompts)
+    if not records:
+        raise ValueError(f"prompt set {job.prompts} is empty")
+    shards = shard_dir(job)
+    shards.mkdir(parents=True, exist_ok=True)
+    n_shards = math.ceil(len(records) / job.shard_size)
+    todo = [i for i in range(n_shards) if not (shards / f"{i:05d}.jsonl").exists()]
+    log(f"{job.model_name}/{job.evalset}/{job.mode}: {len(records)} prompts x n={job.sampling.n}, "
+        f"{n_shards} shards ({n_shards - len(todo)} already done)")
+    t0, n_tokens = time.perf_counter(), 0
+    if todo:
+        backend = backend or make_backend(job.backend, model_path=job.model_path, **job.backend_options)
+        remaining = sum(len(records[i * job.shard_size:(i + 1) * job.shard_size]) for i in todo)
+        bar = tqdm(total=remaining * job.sampling.n, desc=f"{job.model_name}/{job.evalset}/{job.mode}",
+                   unit="seq", mininterval=5)
+        for i in todo:
+            chunk = records[i * job.shard_size:(i + 1) * job.shard_size]
+            reqs = [Request(r["prompt"], (r.get("meta") or {}).get("system")) for r in chunk]
+            params = SamplingParams(**{**asdict(job.sampling), "seed": job.sampling.seed + i})
+            outs = backend.generate(reqs, params, progress=bar.update)
+            rows = []
+            for r, comps in zip(chunk, outs):
+                for j, c in enumerate(comps):
+                    rows.append({"prompt_id": r["id"], "sample": j, "response": c.text,
+                                 "n_tokens": c.n_tokens, "finished": c.finished,
+                                 "model": job.model_name, "evalset": job.evalset, "mode": job.mode})
+                    n_tokens += c.n_tokens
+            write_jsonl(shards / f"{i:05d}.jsonl", rows)
+        bar.close()
+    merged = [row for i in range(n_shards) for row in read_jsonl(shards / f"{i:05d}.jsonl")]
+    write_jsonl(job.out, merged)
+    shutil.rmtree(shards)
+    wall = time.perf_counter() - t0
+    return {"rows": len(merged), "generated_tokens": n_tokens, "wall_s": round(wall, 2),
+            "tokens_per_s": round(n_tokens / wall, 1) if todo and wall > 0 else None,
+            "resumed_shards": n_shards - len(todo)}

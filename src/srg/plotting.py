@@ -1,0 +1,133 @@
+"""Figures: one seaborn theme, atomic PNG+PDF saving, BoN curves and 2-D projection panels.
+
+Importing this module selects the non-interactive Agg backend unless ``MPLBACKEND`` is set
+(e.g. by a Jupyter kernel) or pyplot is already imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+if "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+    matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
+
+from srg.io import atomic_path  # noqa: E402
+
+__all__ = ["set_theme", "save_figure", "bon_curves", "projection_panel"]
+
+ID_HARM_STYLE = dict(color="#c0392b", marker="o", s=18, alpha=0.7, edgecolors="none")
+ID_BENIGN_STYLE = dict(color="#2c7fb8", marker="o", s=18, alpha=0.7, edgecolors="none")
+_OOD_MARKERS = ("^", "s", "D", "v", "P", "X", "*", "<", ">")
+
+
+def set_theme() -> None:
+    """The suite's single plotting theme."""
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
+    matplotlib.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight", "pdf.fonttype": 42})
+
+
+def save_figure(fig: Figure, path_without_suffix: str | os.PathLike, dpi: int = 150) -> list[Path]:
+    """Write ``<path>.png`` (at ``dpi``) and ``<path>.pdf``, each to a temp file then renamed.
+
+    Parent directories are created. Returns the two final paths.
+    """
+    base = str(path_without_suffix)
+    out = []
+    for fmt in ("png", "pdf"):
+        final = Path(f"{base}.{fmt}")
+        with atomic_path(final) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        out.append(final)
+    return out
+
+
+def bon_curves(
+    df: pd.DataFrame,
+    ax: Axes | None = None,
+    hue: str = "evalset",
+    greedy: bool = True,
+    title: str | None = None,
+) -> Axes:
+    """ASR@N vs N (log2 x axis) with CI bands, one line per ``hue`` value.
+
+    ``df`` needs columns N, asr, ci_low, ci_high and ``hue``. If it has a ``greedy_asr`` column
+    (as from ``srg.bon.tidy_bon_table``) and ``greedy`` is True, each group's greedy ASR is drawn
+    as a dotted horizontal line in the group's colour.
+    """
+    need = {"N", "asr", "ci_low", "ci_high", hue}
+    missing = need - set(df.columns)
+    if missing:
+        raise ValueError(f"bon_curves: df lacks columns {sorted(missing)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    groups = list(dict.fromkeys(df[hue]))
+    colors = sns.color_palette("colorblind", n_colors=max(len(groups), 1))
+    for g, color in zip(groups, colors):
+        sub = df[df[hue] == g].sort_values("N")
+        N = sub["N"].to_numpy(dtype=float)
+        ax.plot(N, sub["asr"], marker="o", ms=3, color=color, label=str(g))
+        ax.fill_between(N, sub["ci_low"], sub["ci_high"], color=color, alpha=0.2, linewidth=0)
+        if greedy and "greedy_asr" in sub and np.isfinite(sub["greedy_asr"].iloc[0]):
+            ax.axhline(float(sub["greedy_asr"].iloc[0]), color=color, ls=":", lw=1.2)
+    if greedy and "greedy_asr" in df and df["greedy_asr"].notna().any():
+        ax.plot([], [], color="0.3", ls=":", label="greedy")
+    Ns = np.unique(df["N"].to_numpy(dtype=float))
+    ax.set_xscale("log", base=2)
+    ticks = Ns if len(Ns) <= 12 else 2.0 ** np.arange(0, np.floor(np.log2(Ns.max())) + 1)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{int(t)}" for t in ticks])
+    ax.set_xlabel("N (samples)")
+    ax.set_ylabel("ASR@N")
+    ax.set_ylim(-0.02, 1.02)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", frameon=False)
+    return ax
+
+
+def projection_panel(
+    ax: Axes,
+    points: Mapping[str, np.ndarray],
+    title: str,
+    id_harm_key: str = "id_harmful",
+    id_benign_key: str = "id_benign",
+) -> Axes:
+    """Scatter 2-D projected points per set; ID harmful / benign get fixed filled circles
+    (red / blue); every other (OOD) set gets a distinct hollow marker and colour, drawn on top.
+    """
+    others = [k for k in points if k not in (id_harm_key, id_benign_key)]
+    colors = sns.color_palette("Dark2", n_colors=max(len(others), 1))
+    for key, style in ((id_benign_key, ID_BENIGN_STYLE), (id_harm_key, ID_HARM_STYLE)):
+        if key in points:
+            P = _as_points(points[key], key)
+            ax.scatter(P[:, 0], P[:, 1], label=key, **style)
+    for i, key in enumerate(others):
+        P = _as_points(points[key], key)
+        ax.scatter(P[:, 0], P[:, 1], label=key, marker=_OOD_MARKERS[i % len(_OOD_MARKERS)],
+                   s=26, facecolors="none", edgecolors=[colors[i]], linewidths=1.0)
+    ax.set_title(title)
+    ax.set_xlabel("component 1")
+    ax.set_ylabel("component 2")
+    ax.legend(fontsize="small", frameon=False, markerscale=1.2)
+    return ax
+
+
+def _as_points(P: np.ndarray, key: str) -> np.ndarray:
+    P = np.asarray(P, dtype=float)
+    if P.ndim != 2 or P.shape[1] != 2:
+        raise ValueError(f"points[{key!r}] must be (n, 2), got shape {P.shape}")
+    return P

@@ -1,0 +1,330 @@
+"""Supervised fine-tuning (RT / SRG) with TRL's SFTTrainer, LoRA via PEFT or full fine-tuning.
+
+Training rows (JSONL) are ``{"id", "prompt", "completion", "system" (optional, may be null),
+"source", "kind"}``. They become TRL *conversational prompt-completion* examples::
+
+    {"prompt": [{"role": "system", ...}?, {"role": "user", "content": prompt}],
+     "completion": [{"role": "assistant", "content": completion}]}
+
+For this format TRL 1.16 tokenizes the prompt with ``add_generation_prompt=True`` and, because
+``completion_only_loss`` is left at ``None`` (auto: on for prompt-completion data), sets the labels
+of every prompt token to -100: the loss covers only the assistant's completion and its closing
+``<|im_end|>``. No system message is added unless a row has one, so the chat template's default
+system prompt is used, exactly as at evaluation time.
+
+Outputs under ``out_dir``: ``adapter/`` (LoRA only), ``merged/`` (always: full weights +
+tokenizer + chat template, what the rest of the pipeline loads), ``train_log.json`` and
+``trainer/`` (the Trainer's output dir; no intermediate checkpoints are saved).
+
+Runs as ``python -m srg.training`` and equally under ``accelerate launch -m srg.training`` (the
+device and the number of processes come from accelerate / the Trainer; only the main process
+writes the adapter, the merged model and the log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one fine-tuning run.
+
+    Defaults (LoRA r=16/alpha 32 on all linear projections, lr 5e-4, 2 epochs, max_length 256) are a
+    starting point for SmolLM2-135M-Instruct; the CPU sizing experiment that should confirm them
+    (scripts in the module report) was not finished, so they are not yet validated.
+    """
+
+    method: str = "rt"  # "rt" | "srg" | any other label (only recorded)
+    lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
+    learning_rate: float = 5e-4
+    num_train_epochs: float = 2.0
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_length: int = 256
+    seed: int = 0
+    bf16: bool | None = None  # None: bf16 on bf16-capable CUDA, fp32 elsewhere (see resolve_bf16)
+    logging_steps: int = 5
+    warmup_ratio: float = 0.05
+    lr_scheduler_type: str = "cosine"
+    max_steps: int = -1
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> TrainConfig:
+        d = dict(d or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys: {unknown}; known keys: {sorted(known)}")
+        if "target_modules" in d and d["target_modules"] is not None:
+            d["target_modules"] = list(d["target_modules"])
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def _read_rows(jsonl_path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(jsonl_path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{jsonl_path}:{lineno}: invalid JSON: {e}") from e
+    return rows
+
+
+def to_prompt_completion(row: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """One training row -> a conversational prompt-completion example."""
+    for key in ("prompt", "completion"):
+        if not isinstance(row.get(key), str):
+            raise ValueError(f"training row {row.get('id')!r}: {key!r} must be a string")
+    prompt = []
+    if row.get("system") is not None:
+        prompt.append({"role": "system", "content": row["system"]})
+    prompt.append({"role": "user", "content": row["prompt"]})
+    return {"prompt": prompt, "completion": [{"role": "assistant", "content": row["completion"]}]}
+
+
+def load_sft_dataset(jsonl_path: str | os.PathLike):
+    """Read a training JSONL into a ``datasets.Dataset`` with ``prompt``/``completion`` message lists."""
+    from datasets import Dataset
+
+    path = Path(jsonl_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training file not found: {path}")
+    rows = _read_rows(path)
+    if not rows:
+        raise ValueError(f"training file {path} has no rows")
+    examples = [to_prompt_completion(r) for r in rows]
+    return Dataset.from_list(examples)
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+def resolve_bf16(bf16: bool | None) -> bool:
+    """``None`` -> bf16 mixed precision on a bf16-capable CUDA device, fp32 otherwise (e.g. CPU)."""
+    if bf16 is not None:
+        return bool(bf16)
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def _load_model_and_tokenizer(base_model_dir: Path):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(base_model_dir)
+    # A checkpoint converted from GGUF keeps a stale ``quantization_config`` although its
+    # safetensors are plain floats; left in, it makes transformers treat the model as quantized.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir, config=config, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise ValueError(f"tokenizer in {base_model_dir} has no chat template")
+    return model, tokenizer
+
+
+def _save_merged(model, tokenizer, base_model_dir: Path, dest: Path) -> None:
+    """Write full weights + tokenizer + chat template to a temp dir beside ``dest``, then rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        tpl = base_model_dir / "chat_template.jinja"
+        if not (tmp / "chat_template.jinja").exists() and tpl.exists():
+            shutil.copy2(tpl, tmp / "chat_template.jinja")
+        gen = base_model_dir / "generation_config.json"
+        if not (tmp / "generation_config.json").exists() and gen.exists():
+            shutil.copy2(gen, tmp / "generation_config.json")
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def build_trainer(
+    train_jsonl: str | os.PathLike,
+    base_model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    cfg: TrainConfig | None = None,
+):
+    """Validate inputs and build the ``SFTTrainer`` (dataset already tokenized and labelled).
+
+    Returns ``(trainer, tokenizer, dataset)``; :func:`train` runs it and writes the outputs.
+    """
+    cfg = cfg or TrainConfig()
+    train_jsonl, base_model_dir, out_dir = Path(train_jsonl), Path(base_model_dir), Path(out_dir)
+    if not train_jsonl.is_file():
+        raise FileNotFoundError(f"training file not found: {train_jsonl}")
+    if not base_model_dir.is_dir():
+        raise FileNotFoundError(f"base model directory not found: {base_model_dir}")
+    if not (base_model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"base model config not found: {base_model_dir / 'config.json'}")
+
+    if not 0.0 <= cfg.warmup_ratio < 1.0:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+    dataset = load_sft_dataset(train_jsonl)
+
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    model, tokenizer = _load_model_and_tokenizer(base_model_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = SFTConfig(
+        output_dir=str(out_dir / "trainer"),
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        bf16=resolve_bf16(cfg.bf16),
+        logging_steps=cfg.logging_steps,
+        # transformers 5 folds the old warmup_ratio into warmup_steps: a float in [0, 1) is a ratio
+        warmup_steps=float(cfg.warmup_ratio),
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        completion_only_loss=None,  # auto: True for prompt-completion data
+        assistant_only_loss=False,
+        packing=False,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+    )
+    peft_config = None
+    if cfg.lora:
+        peft_config = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    )
+    if not trainer.completion_only_loss:  # guard against a TRL behaviour change
+        raise RuntimeError("SFTTrainer did not enable completion-only loss for prompt-completion data")
+    return trainer, tokenizer, dataset
+
+
+def train(
+    train_jsonl: str | os.PathLike,
+    base_model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    cfg: TrainConfig | None = None,
+) -> dict[str, Any]:
+    """Fine-tune ``base_model_dir`` on ``train_jsonl``; write adapter/merged/log under ``out_dir``."""
+    cfg = cfg or TrainConfig()
+    trainer, tokenizer, dataset = build_trainer(train_jsonl, base_model_dir, out_dir, cfg)
+    train_jsonl, base_model_dir, out_dir = Path(train_jsonl), Path(base_model_dir), Path(out_dir)
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.model.parameters())
+
+    t0 = time.time()
+    result = trainer.train()
+    wall = time.time() - t0
+
+    history = [
+        {"step": h["step"], "loss": h["loss"], "lr": h.get("learning_rate"), "epoch": h.get("epoch")}
+        for h in trainer.state.log_history
+        if "loss" in h
+    ]
+    final_loss = history[-1]["loss"] if history else result.training_loss
+    log = {
+        "method": cfg.method,
+        "config": cfg.to_dict(),
+        "train_jsonl": str(train_jsonl),
+        "base_model": str(base_model_dir),
+        "n_examples": len(dataset),
+        "global_steps": trainer.state.global_step,
+        "trainable_params": trainable,
+        "total_params": total,
+        "wall_time_s": round(wall, 3),
+        "train_loss_mean": result.training_loss,
+        "final_loss": final_loss,
+        "loss_history": history,
+        "world_size": trainer.args.world_size,
+    }
+    if final_loss is None or not math.isfinite(final_loss):
+        raise RuntimeError(f"training loss is not finite: {final_loss}")
+
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        model = trainer.model
+        if cfg.lora:
+            adapter_dir = out_dir / "adapter"
+            model.save_pretrained(adapter_dir)
+            tokenizer.save_pretrained(adapter_dir)
+            model = model.merge_and_unload()
+        _save_merged(model, tokenizer, base_model_dir, out_dir / "merged")
+        from srg.io import atomic_path
+
+        with atomic_path(out_dir / "train_log.json") as tmp:
+            tmp.write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")
+    trainer.accelerator.wait_for_everyone()
+    return log
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="srg.training", description=__doc__.splitlines()[0])
+    ap.add_argument("--train-jsonl", required=True)
+    ap.add_argument("--base-model", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--config-json", default="{}", help="TrainConfig fields as a JSON object")
+    ap.add_argument("--config-file", help="TrainConfig fields in a JSON file (overridden by --config-json)")
+    a = ap.parse_args(argv)
+    d: dict[str, Any] = {}
+    if a.config_file:
+        d.update(json.loads(Path(a.config_file).read_text(encoding="utf-8")))
+    d.update(json.loads(a.config_json))
+    log = train(a.train_jsonl, a.base_model, a.out, TrainConfig.from_dict(d))
+    print(json.dumps({k: log[k] for k in ("n_examples", "global_steps", "final_loss", "wall_time_s")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

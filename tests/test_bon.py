@@ -1,0 +1,163 @@
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from srg import bon
+
+
+def brute_force(u: int, n: int, N: int) -> float:
+    labels = [1] * u + [0] * (n - u)
+    subsets = list(itertools.combinations(range(n), N))
+    return sum(all(labels[i] for i in s) for s in subsets) / len(subsets)
+
+
+def test_estimator_matches_enumeration():
+    rng = np.random.default_rng(1)
+    for n in range(1, 11):
+        u = rng.integers(0, n + 1, size=6)
+        for N in range(1, n + 1):
+            got = bon.asr_at_n(u, n, N)
+            want = [brute_force(int(x), n, N) for x in u]
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+def test_edges_exact():
+    n = 16
+    for N in range(1, n + 1):
+        assert np.all(bon.asr_at_n(np.full(3, n), n, N) == 1.0)
+        assert np.all(bon.asr_at_n(np.zeros(3, dtype=int), n, N) == 0.0)
+    u = np.arange(n + 1)
+    np.testing.assert_allclose(bon.asr_at_n(u, n, 1), u / n)
+    # u < N is exactly 0
+    assert bon.asr_at_n([3], n, 4)[0] == 0.0
+
+
+def test_large_n_stable():
+    n = 1000
+    vals = bon.asr_at_n(np.array([999, 500, 1000]), n, 900)
+    assert np.all(np.isfinite(vals)) and vals[2] == 1.0 and vals[1] == 0.0
+    assert vals[0] == pytest.approx(100 / 1000)  # C(999,900)/C(1000,900) = (1000-900)/1000
+
+
+def test_curve_monotone_and_matches_pointwise():
+    rng = np.random.default_rng(2)
+    n = 12
+    u = rng.integers(0, n + 1, size=50)
+    curve = bon.bon_curve(u, n)
+    assert list(curve) == list(range(1, n + 1))
+    vals = np.array(list(curve.values()))
+    assert np.all(np.diff(vals) <= 1e-15)
+    for N in (1, 5, 12):
+        assert curve[N] == pytest.approx(bon.asr_at_n(u, n, N).mean())
+    assert list(bon.bon_curve(u, n, Ns=[8, 2, 4])) == [2, 4, 8]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ([1, 2], 4, 0),  # N < 1
+        ([1, 2], 4, 5),  # N > n
+        ([1, 5], 4, 1),  # u > n
+        ([-1, 2], 4, 1),  # u < 0
+        ([1.5], 4, 1),  # non-integer count
+        ([], 4, 1),  # no prompts
+        ([[1, 2]], 4, 1),  # 2-D
+        ([1], 0, 1),  # n < 1
+        ([1], 4, 1.0),  # float N
+    ],
+)
+def test_invalid_inputs(args):
+    with pytest.raises(ValueError):
+        bon.asr_at_n(*args)
+
+
+def test_bootstrap_ci_contains_estimate_and_narrows():
+    rng = np.random.default_rng(3)
+    small = rng.random(30)
+    large = rng.random(3000)
+    lo_s, hi_s = bon.bootstrap_ci(small, n_boot=500)
+    lo_l, hi_l = bon.bootstrap_ci(large, n_boot=500)
+    assert lo_s <= small.mean() <= hi_s
+    assert lo_l <= large.mean() <= hi_l
+    assert (hi_l - lo_l) < (hi_s - lo_s)
+    # generic statistic path + determinism
+    assert bon.bootstrap_ci(small, stat=np.median, n_boot=200, seed=5) == bon.bootstrap_ci(
+        small, stat=np.median, n_boot=200, seed=5
+    )
+    lo, hi = bon.bootstrap_ci(small, stat=lambda x: float(np.max(x)), n_boot=50)
+    assert lo <= hi <= small.max()
+
+
+def test_bootstrap_curve_tidy():
+    rng = np.random.default_rng(4)
+    n = 8
+    u = rng.integers(0, n + 1, size=40)
+    df = bon.bootstrap_curve(u, n, Ns=[1, 2, 4, 8], n_boot=300, ci=0.9, seed=1)
+    assert list(df.columns) == ["N", "asr", "ci_low", "ci_high", "n_prompts"]
+    assert df["N"].tolist() == [1, 2, 4, 8]
+    assert (df["n_prompts"] == 40).all()
+    assert ((df["ci_low"] <= df["asr"]) & (df["asr"] <= df["ci_high"])).all()
+    np.testing.assert_allclose(df["asr"], [bon.bon_curve(u, n)[N] for N in (1, 2, 4, 8)])
+    again = bon.bootstrap_curve(u, n, Ns=[1, 2, 4, 8], n_boot=300, ci=0.9, seed=1)
+    pd.testing.assert_frame_equal(df, again)
+
+
+def test_greedy_and_relative_drop_sign():
+    n = 8
+    greedy = np.array([1] * 30 + [0] * 10)
+    # most prompts have at least one safe sample -> ASR@n far below greedy -> positive drop
+    u_low = np.array([4] * 35 + [8] * 5)
+    v, lo, hi = bon.greedy_asr(greedy, n_boot=300)
+    assert v == pytest.approx(0.75) and lo <= v <= hi
+    d, dlo, dhi = bon.relative_drop(greedy, u_low, n, n_boot=300, seed=0)
+    assert d == pytest.approx((0.75 - 5 / 40) / 0.75)
+    assert 0 < dlo <= d <= dhi
+    # every sample unsafe -> ASR@n = 1 > greedy -> negative drop
+    d2, _, hi2 = bon.relative_drop(greedy, np.full(40, n), n, n_boot=300)
+    assert d2 < 0 and hi2 < 0
+
+
+def test_relative_drop_zero_greedy_is_nan_and_length_check():
+    d = bon.relative_drop(np.zeros(10), np.full(10, 3), 8, n_boot=50)
+    assert all(math.isnan(x) for x in d)
+    with pytest.raises(ValueError):
+        bon.relative_drop(np.ones(5), np.full(6, 3), 8)
+    with pytest.raises(ValueError):
+        bon.greedy_asr([0, 2])
+
+
+def test_tidy_bon_table():
+    u = np.array([0, 3, 8, 8, 5])
+    df = bon.tidy_bon_table("m", "set", u, 8, greedy_flags=[0, 1, 1, 1, 0], n_boot=100)
+    assert list(df.columns) == [
+        "model", "evalset", "N", "asr", "ci_low", "ci_high", "n_prompts",
+        "greedy_asr", "greedy_ci_low", "greedy_ci_high",
+    ]
+    assert len(df) == 8 and df["N"].dtype.kind == "i"
+    assert (df["greedy_asr"] == 0.6).all() and (df["model"] == "m").all()
+    no_g = bon.tidy_bon_table("m", "set", u, 8, n_boot=50, Ns=[1, 8])
+    assert no_g["greedy_asr"].isna().all() and no_g["N"].tolist() == [1, 8]
+
+
+def test_bon_curves_plot_smoke(tmp_path):
+    from srg import plotting
+
+    plotting.set_theme()
+    rng = np.random.default_rng(0)
+    frames = [
+        bon.tidy_bon_table("m", name, rng.integers(0, 9, size=20), 8,
+                           greedy_flags=rng.integers(0, 2, size=20), n_boot=50, Ns=[1, 2, 4, 8])
+        for name in ("a", "b")
+    ]
+    df = pd.concat(frames, ignore_index=True)
+    ax = plotting.bon_curves(df, title="BoN")
+    paths = plotting.save_figure(ax.figure, tmp_path / "sub" / "bon")
+    assert [p.name for p in paths] == ["bon.png", "bon.pdf"]
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+    assert sorted(x.name for x in (tmp_path / "sub").iterdir()) == ["bon.pdf", "bon.png"]
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)

@@ -1,0 +1,196 @@
+"""Fine-tuning module: config parsing, dataset format, completion-only masking, tiny LoRA/full runs.
+
+The runs use a tiny random Llama (hidden 32, 2 layers) with the SmolLM2 tokenizer and chat
+template, taken from ``resources/models/smollm2-135m-instruct`` or ``/tmp/exp/conv``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from srg import training
+from srg.training import TrainConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TOKENIZER_CANDIDATES = [REPO_ROOT / "resources" / "models" / "smollm2-135m-instruct", Path("/tmp/exp/conv")]
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
+
+ROWS = [
+    {"id": "a", "prompt": "What is 2+2?", "completion": "2+2 equals 4.", "system": None, "source": "toy", "kind": "benign"},
+    {"id": "b", "prompt": "Name a primary colour.", "completion": "Red is a primary colour.", "source": "toy", "kind": "benign"},
+    {"id": "c", "prompt": "What is the capital of France?", "completion": "Paris.", "system": None, "source": "toy", "kind": "benign"},
+    {"id": "d", "prompt": "Say hello.", "completion": "Hello!", "system": "Be brief.", "source": "toy", "kind": "benign"},
+]
+
+
+def _write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    src = next((d for d in TOKENIZER_CANDIDATES if (d / "tokenizer.json").is_file()), None)
+    if src is None:
+        pytest.skip(f"no SmolLM2 tokenizer found (looked in {[str(d) for d in TOKENIZER_CANDIDATES]})")
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    for name in TOKENIZER_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, out / name)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template, "tokenizer has no chat template"
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    return out
+
+
+@pytest.fixture()
+def train_file(tmp_path) -> Path:
+    return _write_jsonl(tmp_path / "train.jsonl", ROWS)
+
+
+def _fast_cfg(**kw) -> TrainConfig:
+    base = dict(per_device_train_batch_size=2, max_length=128, logging_steps=1, bf16=False, learning_rate=1e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# ----------------------------------------------------------------------------------- config
+
+
+def test_from_dict_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="lora_rank.*max_seq_length|max_seq_length.*lora_rank"):
+        TrainConfig.from_dict({"lora_rank": 8, "max_seq_length": 10, "lora_r": 4})
+
+
+def test_from_dict_accepts_known_keys():
+    cfg = TrainConfig.from_dict({"method": "srg", "lora_r": 4, "target_modules": ("q_proj",), "max_steps": 3})
+    assert (cfg.method, cfg.lora_r, cfg.target_modules, cfg.max_steps) == ("srg", 4, ["q_proj"], 3)
+    assert TrainConfig.from_dict({}) == TrainConfig()
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+def test_load_sft_dataset_conversational_prompt_completion(train_file):
+    ds = training.load_sft_dataset(train_file)
+    assert len(ds) == 4 and set(ds.column_names) == {"prompt", "completion"}
+    assert ds[0]["prompt"] == [{"role": "user", "content": "What is 2+2?"}]
+    assert ds[0]["completion"] == [{"role": "assistant", "content": "2+2 equals 4."}]
+    assert ds[1]["prompt"] == [{"role": "user", "content": "Name a primary colour."}]  # no "system" key
+    assert ds[3]["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
+
+
+def test_load_sft_dataset_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        training.load_sft_dataset(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no rows"):
+        training.load_sft_dataset(tmp_path / "empty.jsonl")
+
+
+def test_train_missing_inputs(tmp_path, train_file):
+    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+        training.train(tmp_path / "missing.jsonl", tmp_path, tmp_path / "out", _fast_cfg())
+    with pytest.raises(FileNotFoundError, match="no_model"):
+        training.train(train_file, tmp_path / "no_model", tmp_path / "out", _fast_cfg())
+
+
+def test_train_empty_dataset(tmp_path, tiny_model_dir):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(ValueError):
+        training.train(empty, tiny_model_dir, tmp_path / "out", _fast_cfg())
+
+
+# ---------------------------------------------------------------------------------- masking
+
+
+def test_completion_only_masking(tmp_path, tiny_model_dir, train_file):
+    trainer, tok, _ = training.build_trainer(train_file, tiny_model_dir, tmp_path / "out", _fast_cfg(max_steps=1))
+    assert trainer.completion_only_loss
+    for i, row in enumerate(ROWS):
+        messages = training.to_prompt_completion(row)
+        prompt_ids = tok.apply_chat_template(messages["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        ex = trainer.train_dataset[i]
+        ids, labels = ex["input_ids"], ex["labels"]
+        n = len(prompt_ids)
+        assert ids[:n] == list(prompt_ids)  # prompt ends with the generation prompt "<|im_start|>assistant\n"
+        assert tok.decode(ids[:n]).endswith("<|im_start|>assistant\n")
+        assert all(label == -100 for label in labels[:n])
+        assert labels[n:] == ids[n:] and len(labels) > n
+        completion = tok.decode(ids[n:])
+        assert completion.startswith(row["completion"]) and "<|im_end|>" in completion
+        if row.get("system") is None:
+            assert "You are a helpful AI assistant named SmolLM" in tok.decode(ids[:n])  # template default
+    # the collator keeps the -100s and pads labels with -100
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[2]])
+    assert (batch["labels"] == -100).any(dim=1).all()
+    n0 = len(tok.apply_chat_template(training.to_prompt_completion(ROWS[0])["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+    assert (batch["labels"][0, :n0] == -100).all() and (batch["labels"][0, n0:] != -100).any()
+
+
+# ------------------------------------------------------------------------------------- runs
+
+
+def _check_outputs(out: Path, log: dict, lora: bool):
+    assert math.isfinite(log["final_loss"]) and log["loss_history"]
+    assert all(math.isfinite(h["loss"]) for h in log["loss_history"])
+    assert log["n_examples"] == 4 and log["trainable_params"] > 0
+    assert json.loads((out / "train_log.json").read_text())["final_loss"] == log["final_loss"]
+    assert (out / "adapter" / "adapter_config.json").is_file() == lora
+    merged = out / "merged"
+    assert (merged / "config.json").is_file() and (merged / "model.safetensors").is_file()
+    assert (merged / "tokenizer.json").is_file() and (merged / "chat_template.jinja").is_file()
+    assert not any(p.name.endswith(".tmp") for p in out.iterdir())
+    assert not list((out / "trainer").glob("checkpoint-*"))
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(merged)
+    tok = AutoTokenizer.from_pretrained(merged)
+    assert "peft" not in type(model).__module__
+    enc = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        gen = model.generate(**enc, max_new_tokens=4, do_sample=False)
+    assert gen.shape[1] > enc["input_ids"].shape[1]
+
+
+def test_train_lora(tmp_path, tiny_model_dir, train_file):
+    out = tmp_path / "lora"
+    log = training.train(train_file, tiny_model_dir, out, _fast_cfg(lora=True, lora_r=4, lora_alpha=8, max_steps=3))
+    assert log["global_steps"] == 3 and log["trainable_params"] < log["total_params"]
+    _check_outputs(out, log, lora=True)
+
+
+def test_train_full_via_cli(tmp_path, tiny_model_dir, train_file):
+    out = tmp_path / "full"
+    cfg = {"lora": False, "max_steps": 2, "per_device_train_batch_size": 2, "max_length": 128, "logging_steps": 1, "bf16": False}
+    assert training.main(["--train-jsonl", str(train_file), "--base-model", str(tiny_model_dir), "--out", str(out), "--config-json", json.dumps(cfg)]) == 0
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["global_steps"] == 2 and log["trainable_params"] == log["total_params"]
+    _check_outputs(out, log, lora=False)
