@@ -5,19 +5,24 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-
-configfile: "config/default.yaml"
-
+# No `configfile:` directive: snakemake would merge it under a --configfile and silently inherit
+# keys (e.g. the default's attack list). rules/common.smk loads config/default.yaml only when
+# no config file was given, so every config file is complete on its own.
 
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"
+include: "rules/attacks.smk"
+include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/judge.smk"
+include: "rules/analyze.smk"
 include: "rules/report.smk"
+include: "rules/benchmarks.smk"
+include: "rules/probing.smk"
 
 
 rule all:
     input:
-        all_targets(),
+        TARGETS,
     default_target: True

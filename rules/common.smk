@@ -9,6 +9,12 @@ import srg.config as srg_config
 from srg import sources as srg_sources
 from srg.models import base_model_ref
 
+if "name" not in config:  # no --configfile: the embedded default, with any --config overrides on top
+    import yaml
+
+    with open(Path(workflow.basedir) / "config" / "default.yaml") as _fh:
+        config = srg_config.deep_merge(yaml.safe_load(_fh), dict(config))
+
 try:
     CFG = srg_config.validate(dict(config))
 except srg_config.ConfigError as exc:
@@ -20,6 +26,7 @@ NOTEBOOKS = Path(workflow.basedir) / "notebooks"
 SOURCES = srg_sources.load_sources()
 WHEEL_FILES = {spec["filename"]: name for name, spec in SOURCES["wheels"].items()}
 BASE = base_model_ref(CFG["model"]["base"], RES)
+TARGETS = []  # each stage appends its final outputs; rule all requests them
 PROMPT_SETS = ["train_harmful", "train_benign", "id_eval", "overrefusal", "helpfulness"]
 
 
@@ -66,6 +73,8 @@ def sampling_params(mode):
     g, b = CFG["generation"], CFG["bon"]
     if mode == "greedy":
         return {"n": 1, "greedy": True, "max_new_tokens": g["max_new_tokens"], "seed": CFG["seed"]}
+    if mode == "answer":  # longer greedy answers, used as training targets
+        return {"n": 1, "greedy": True, "max_new_tokens": CFG["rt"]["target_max_new_tokens"], "seed": CFG["seed"]}
     return {"n": b["n"], "greedy": False, "temperature": b["temperature"], "top_p": b["top_p"],
             "top_k": 0, "max_new_tokens": g["max_new_tokens"], "seed": CFG["seed"]}
 
@@ -74,7 +83,7 @@ def generation_params(mode):
     g = CFG["generation"]
     return {"backend": g["backend"], "shard_size": g["shard_size"], "sampling": sampling_params(mode),
             "backend_options": {"dtype": CFG["model"]["dtype"], "batch_size": g["batch_size"],
-                                "max_prompt_tokens": g["max_prompt_tokens"], "threads": g["threads"],
+                                "max_prompt_tokens": g["max_prompt_tokens"], "threads": job_threads(),
                                 "system_prompt": CFG["model"]["system_prompt"]}}
 
 
@@ -82,3 +91,12 @@ def papermill(nb_name):
     """Shell command that executes notebooks/<nb_name>.ipynb with the rule's JSON params."""
     return (f"papermill {NOTEBOOKS}/{nb_name}.ipynb {{output.nb}} -k python3 --log-output "
             "-y {params.nb:q} > {log} 2>&1")
+
+
+def job_threads():
+    """Threads of one model job: generation.threads, or every core when it is 0."""
+    return CFG["generation"]["threads"] or workflow.cores
+
+
+# Prefix for shell commands of model jobs: torch/OpenMP use exactly the rule's threads.
+THREADS_ENV = "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "

@@ -8,11 +8,11 @@ rule generate:
     output:
         f"{RESULTS}/generations/{{model}}/{{evalset}}.{{mode}}.jsonl",
     wildcard_constraints:
-        mode="greedy|sample",
+        mode="greedy|sample|answer",
     params:
         gen=lambda wc: as_json(generation_params(wc.mode)),
         model_path=lambda wc: model_path(wc.model),
-    threads: workflow.cores
+    threads: job_threads()
     resources:
         mem_mb=6000,
     log:
@@ -20,6 +20,6 @@ rule generate:
     benchmark:
         f"{RESULTS}/benchmarks/generate/{{model}}/{{evalset}}.{{mode}}.tsv"
     shell:
-        "python -m srg generate --prompts {input.prompts} --out {output} --model {wildcards.model} "
+        THREADS_ENV + "python -m srg generate --prompts {input.prompts} --out {output} --model {wildcards.model} "
         "--model-path {params.model_path} --evalset {wildcards.evalset} --mode {wildcards.mode} "
         "--params {params.gen:q} > {log} 2>&1"

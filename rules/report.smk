@@ -19,7 +19,7 @@ rule data_overview:
             "calibration": input.calibration, "judged": input.judged, "generations": input.generations,
             "figure": output.fig, "table": output.table, "config_name": CFG["name"],
             "n_bootstrap": CFG["bon"]["n_bootstrap"], "ci": CFG["bon"]["ci"], "seed": CFG["seed"],
-            "max_chars": 80, "n_examples": 3,
+            **CFG["notebooks"]["data_overview"],
         }),
     log:
         log_path("data_overview"),
@@ -29,7 +29,4 @@ rule data_overview:
         papermill("data_overview")
 
 
-def all_targets():
-    return [
-        f"{RESULTS}/notebooks/data_overview.ipynb",
-    ]
+TARGETS.append(f"{RESULTS}/notebooks/data_overview.ipynb")

@@ -84,6 +84,66 @@ def cmd_judge(a) -> None:
     print(f"{a.out}: {n} judged, unsafe {sum(r['unsafe'] for r in rows) / max(n, 1):.3f}")
 
 
+def cmd_rt_data(a) -> None:
+    from srg.judges import make_judge
+    from srg.rt_data import build_rt_rows
+
+    p = json.loads(a.params)
+    judge = make_judge("keyword", resources=a.resources)
+    rows, stats = build_rt_rows(read_jsonl(a.harmful), read_jsonl(a.benign), read_jsonl(a.benign_generations),
+                                is_refusal=judge.is_refusal, refusals=p.get("refusals"), seed=p["seed"],
+                                min_benign_chars=p["min_benign_chars"])
+    write_jsonl(a.out, rows)
+    write_json(a.stats, stats)
+    print(json.dumps(stats))
+
+
+def _chat_fn(model_path: str, backend_options: dict, max_new_tokens: int):
+    """A batched text-in/text-out callable over one model (greedy), for attackers and targets."""
+    from srg.generation import Request, SamplingParams, make_backend
+
+    backend = make_backend(backend_options.get("backend", "hf"), model_path=model_path,
+                           **{k: v for k, v in backend_options.items() if k != "backend"})
+    params = SamplingParams(n=1, greedy=True, max_new_tokens=max_new_tokens)
+
+    def chat(messages: list[str]) -> list[str]:
+        return [c[0].text for c in backend.generate([Request(m) for m in messages], params)]
+    return chat
+
+
+def cmd_attack(a) -> None:
+    from srg.attacks import ATTACKS, apply_attack
+    from srg.judges import make_judge
+    from srg.prompts import check_records
+
+    p = json.loads(a.params)
+    spec = p["spec"]
+    if spec["attack"] == "none":
+        rows = read_jsonl(spec["file"])
+        check_records(rows, spec["file"])
+    else:
+        rows = read_jsonl(a.source)[: spec.get("limit")]
+        kwargs = {}
+        if ATTACKS[spec["attack"]].needs_model:
+            opts = p["backend_options"]
+            kwargs["attacker"] = _chat_fn(p["attacker_path"], opts, p["attacker_max_new_tokens"])
+            if p.get("target_path"):
+                kwargs["target"] = _chat_fn(p["target_path"], opts, p["target_max_new_tokens"])
+                judge = make_judge(p["judge"], resources=a.resources)
+                kwargs["judge"] = lambda prompts, responses: [v.unsafe for v in judge.judge(prompts, responses)]
+        rows = apply_attack(spec["attack"], rows, seed=p["seed"], resources=a.resources,
+                            options=spec.get("options"), **kwargs)
+    write_jsonl(a.out, rows)
+    print(f"{a.out}: {len(rows)} attacked prompts ({spec['attack']})")
+
+
+def cmd_claims(a) -> None:
+    from srg.claims import merge_claims
+
+    merged = merge_claims(a.fragments, a.name, a.out)
+    print(f"{a.out}: {len(merged['claims'])} claims")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="srg", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -122,6 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     for k in ("prompts", "generations", "out", "params", "resources"):
         s.add_argument(f"--{k}", required=True)
     s.set_defaults(fn=cmd_judge)
+    s = sub.add_parser("attack", help="build one attacked eval set")
+    for k in ("out", "params", "resources"):
+        s.add_argument(f"--{k}", required=True)
+    s.add_argument("--source")
+    s.set_defaults(fn=cmd_attack)
+
+    s = sub.add_parser("claims", help="merge claim fragments into claims.json")
+    s.add_argument("--name", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("fragments", nargs="+")
+    s.set_defaults(fn=cmd_claims)
+
+    s = sub.add_parser("rt-data", help="build the refusal-training set")
+    for k in ("harmful", "benign", "benign-generations", "out", "stats", "params", "resources"):
+        s.add_argument(f"--{k}", required=True)
+    s.set_defaults(fn=cmd_rt_data)
     return ap
 
 

@@ -32,17 +32,29 @@ def load_schema(path: str | os.PathLike = SCHEMA_FILE) -> dict:
         return yaml.safe_load(fh)
 
 
-def fill_defaults(cfg: dict, schema: dict) -> dict:
+def _deref(sub: dict, root: dict) -> dict:
+    ref = sub.get("$ref")
+    if not ref:
+        return sub
+    node = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return {**node, **{k: v for k, v in sub.items() if k != "$ref"}}
+
+
+def fill_defaults(cfg: dict, schema: dict, root: dict | None = None) -> dict:
     """Return a copy of ``cfg`` with every missing key that has a schema default filled in."""
+    root = root or schema
     out = copy.deepcopy(cfg)
     for key, sub in schema.get("properties", {}).items():
+        sub = _deref(sub, root)
         if key not in out and "default" in sub:
             out[key] = copy.deepcopy(sub["default"])
         if isinstance(out.get(key), dict) and sub.get("type") == "object":
-            out[key] = fill_defaults(out[key], sub)
+            out[key] = fill_defaults(out[key], sub, root)
         addl = sub.get("additionalProperties")
         if isinstance(out.get(key), dict) and isinstance(addl, dict) and addl.get("type") == "object":
-            out[key] = {k: fill_defaults(v, addl) if isinstance(v, dict) else v for k, v in out[key].items()}
+            out[key] = {k: fill_defaults(v, addl, root) if isinstance(v, dict) else v for k, v in out[key].items()}
     return out
 
 
@@ -74,6 +86,7 @@ def validate(cfg: dict, schema: dict | None = None) -> dict:
     errors = sorted(Draft202012Validator(schema).iter_errors(full), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_format_error(e, schema) for e in errors))
+    _check_evalsets(full)
     _check_names(full)
     return full
 
@@ -93,6 +106,31 @@ def _check_names(cfg: dict) -> None:
 
 
 _NAME_CHECKS: list = []
+
+
+def _check_evalsets(cfg: dict) -> None:
+    """Every eval set names a registered attack (or 'none' with a file) and known models."""
+    from srg.attacks import ATTACKS
+
+    known = sorted(ATTACKS)
+    for name, spec in cfg.get("evalsets", {}).items():
+        attack = spec["attack"]
+        if attack == "none":
+            if "file" not in spec:
+                raise ConfigError(f"config key 'evalsets.{name}.attack': 'none' needs 'file' (a JSONL prompt file)")
+        elif attack not in ATTACKS:
+            raise ConfigError(f"config key 'evalsets.{name}.attack': {attack!r} is not a registered attack; "
+                              f"allowed values: {known + ['none']}")
+        else:
+            allowed = sorted(ATTACKS[attack].options)
+            bad = sorted(set(spec.get("options", {})) - set(allowed))
+            if bad:
+                raise ConfigError(f"config key 'evalsets.{name}.options': unknown option(s) {bad} for attack "
+                                  f"{attack!r}; allowed: {allowed}")
+        for role in ("attacker", "target"):
+            if role in spec and spec[role] not in ("base", *cfg["models"]):
+                raise ConfigError(f"config key 'evalsets.{name}.{role}': {spec[role]!r} is not a model of this "
+                                  f"run; allowed values: {sorted({'base', *cfg['models']})}")
 
 
 def register_check(fn):

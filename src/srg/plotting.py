@@ -131,3 +131,9 @@ def _as_points(P: np.ndarray, key: str) -> np.ndarray:
     if P.ndim != 2 or P.shape[1] != 2:
         raise ValueError(f"points[{key!r}] must be (n, 2), got shape {P.shape}")
     return P
+
+
+def short(text: object, n: int = 80) -> str:
+    """One-line text cut to ``n`` characters (how notebooks show prompts and responses)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"

@@ -1,0 +1,54 @@
+# Analyses over judged generations: Best-of-N (C1). Later stages add their own.
+CLAIM_FRAGMENTS = []  # every stage that tests a claim appends its fragment; merged into claims.json
+
+
+def judged(models, evalsets, modes=("greedy", "sample")):
+    return [f"{RESULTS}/judgements/{m}/{e}.{mode}.jsonl" for m in models for e in evalsets for mode in modes]
+
+
+rule bon_analysis:
+    """notebooks/bon_analysis.ipynb: ASR@N curves with CIs, results/bon/<model>.csv, C1 claims."""
+    input:
+        notebook=NOTEBOOKS / "bon_analysis.ipynb",
+        judged=judged(CFG["models"], EVALSETS),
+    output:
+        nb=f"{RESULTS}/notebooks/bon_analysis.ipynb",
+        fig=f"{RESULTS}/figures/bon_curves.png",
+        tables=expand(f"{RESULTS}/bon/{{model}}.csv", model=CFG["models"]),
+        claims=f"{RESULTS}/claims/c1.json",
+    params:
+        nb=lambda wc, output: as_json({
+            "results_dir": RESULTS, "models": CFG["models"], "evalsets": EVALSETS, "ood_evalsets": OOD_SETS,
+            "n": CFG["bon"]["n"], "temperature": CFG["bon"]["temperature"], "top_p": CFG["bon"]["top_p"],
+            "n_bootstrap": CFG["bon"]["n_bootstrap"], "ci": CFG["bon"]["ci"], "seed": CFG["seed"],
+            "figure": output.fig, "claims_out": output.claims, "config_name": CFG["name"],
+        }),
+    log:
+        log_path("bon_analysis"),
+    benchmark:
+        bench_path("bon_analysis")
+    shell:
+        papermill("bon_analysis")
+
+
+CLAIM_FRAGMENTS.append(f"{RESULTS}/claims/c1.json")
+TARGETS.append(f"{RESULTS}/notebooks/bon_analysis.ipynb")
+
+
+rule claims:
+    """Merge every stage's claim fragment into results/claims.json."""
+    input:
+        lambda wc: CLAIM_FRAGMENTS,
+    output:
+        f"{RESULTS}/claims.json",
+    params:
+        name=CFG["name"],
+    log:
+        log_path("claims"),
+    benchmark:
+        bench_path("claims")
+    shell:
+        "python -m srg claims --name {params.name} --out {output} {input} > {log} 2>&1"
+
+
+TARGETS.append(f"{RESULTS}/claims.json")

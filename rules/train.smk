@@ -1,0 +1,67 @@
+# Refusal-training data and fine-tuning (RT; SRG reuses the same train notebook).
+
+
+rule rt_data:
+    """Harmful -> short varied refusal; benign -> the base model's own (filtered) greedy answer."""
+    input:
+        harmful=f"{RESULTS}/prompts/train_harmful.jsonl",
+        benign=f"{RESULTS}/prompts/train_benign.jsonl",
+        benign_generations=f"{RESULTS}/generations/base/train_benign.answer.jsonl",
+    output:
+        data=f"{RESULTS}/data/rt_train.jsonl",
+        stats=f"{RESULTS}/data/rt_stats.json",
+    params:
+        p=as_json({"refusals": CFG["rt"]["refusals"], "seed": CFG["seed"],
+                   "min_benign_chars": CFG["rt"]["min_benign_chars"]}),
+    log:
+        log_path("rt_data"),
+    benchmark:
+        bench_path("rt_data")
+    shell:
+        "python -m srg rt-data --harmful {input.harmful} --benign {input.benign} "
+        "--benign-generations {input.benign_generations} --out {output.data} --stats {output.stats} "
+        "--params {params.p:q} --resources {RES} > {log} 2>&1"
+
+
+def train_data(wildcards):
+    return f"{RESULTS}/data/{wildcards.method}_train.jsonl"
+
+
+def train_section(method):
+    return CFG[method]
+
+
+rule train:
+    """notebooks/train.ipynb: TRL SFT (LoRA or full), merged model, loss curve, refusal check."""
+    input:
+        notebook=NOTEBOOKS / "train.ipynb",
+        data=train_data,
+        base=[BASE.path] if BASE.converted_from else [],
+        check_prompts=f"{RESULTS}/prompts/id_eval.jsonl",
+        base_judged=f"{RESULTS}/judgements/base/id_eval.greedy.jsonl",
+    output:
+        model=directory(f"{RESULTS}/models/{{method}}/merged"),
+        log=f"{RESULTS}/models/{{method}}/train_log.json",
+        check=f"{RESULTS}/models/{{method}}/check.json",
+        nb=f"{RESULTS}/notebooks/train_{{method}}.ipynb",
+    wildcard_constraints:
+        method="rt",
+    params:
+        nb=lambda wc, input, output: as_json({
+            "method": wc.method, "train_jsonl": input.data, "base_model": BASE.path,
+            "out_dir": f"{RESULTS}/models/{wc.method}", "train_config": train_section(wc.method)["training"],
+            "check": True, "check_prompts": input.check_prompts, "base_judged": input.base_judged,
+            "check_out": output.check, "min_refusal_gain": train_section(wc.method)["check_min_refusal_gain"],
+            "resources": RES, "dtype": CFG["model"]["dtype"], "batch_size": CFG["generation"]["batch_size"],
+            "max_new_tokens": CFG["generation"]["max_new_tokens"], "n_bootstrap": CFG["bon"]["n_bootstrap"],
+            "seed": CFG["seed"],
+        }),
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+    log:
+        f"{RESULTS}/logs/train/{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{method}}.tsv"
+    shell:
+        papermill("train")

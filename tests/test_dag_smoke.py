@@ -1,0 +1,120 @@
+"""End to end: the whole DAG on config/smoke.yaml in a temporary directory.
+
+Smoke runs never touch the default results: outputs go under tmp_path; only the shared,
+content-pinned resources (wheels, converted model) are reused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def _config(tmp_path: Path, resources: Path, **overrides) -> Path:
+    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    cfg["paths"] = {"resources": str(resources), "results": "results"}
+    for dotted, value in overrides.items():
+        node = cfg
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    path = tmp_path / f"config-{len(overrides)}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _snakemake(workdir: Path, configfile: Path, *extra: str) -> subprocess.CompletedProcess:
+    env_path = f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}"
+    return subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile),
+         "--cores", "2", *extra],
+        capture_output=True, text=True, env={**__import__("os").environ, "PATH": env_path})
+
+
+def _planned_jobs(dry_run_output: str) -> set[str]:
+    """Rule names from the dry run's job-stats table."""
+    m = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", dry_run_output, re.S)
+    return {line.split()[0] for line in m.group(1).splitlines() if line.strip()} if m else set()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, resources, model_dir):
+    work = tmp_path_factory.mktemp("smoke")
+    cfg = _config(work, resources)
+    proc = _snakemake(work, cfg)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return work, cfg, resources
+
+
+@pytest.mark.slow
+def test_smoke_outputs(smoke_run):
+    work, _, _ = smoke_run
+    r = work / "results"
+    for rel in ["judges/keyword_calibration.json", "notebooks/data_overview.ipynb", "figures/base_id_asr.png",
+                "notebooks/train_rt.ipynb", "models/rt/merged/model.safetensors", "models/rt/train_log.json",
+                "notebooks/bon_analysis.ipynb", "figures/bon_curves.png", "figures/bon_curves.pdf",
+                "bon/base.csv", "bon/rt.csv", "claims.json"]:
+        assert (r / rel).exists(), rel
+    cal = json.loads((r / "judges/keyword_calibration.json").read_text())
+    assert cal["n"] == 169 and 0 <= cal["precision"] <= 1
+    claims = json.loads((r / "claims.json").read_text())
+    ids = {c["id"] for c in claims["claims"]}
+    assert claims["config"] == "smoke" and "C1.summary" in ids and "C1.base64" in ids and "C1.pair" in ids
+    for c in claims["claims"]:
+        assert c["verdict"] in {"supported", "refuted", "inconclusive"}
+    import pandas as pd
+    bon = pd.read_csv(r / "bon/rt.csv")
+    assert set(bon["N"]) == {1, 2, 3, 4} and {"id_eval", "pair", "jailbreakchat"} <= set(bon["evalset"])
+    # every rule left a log and a benchmark
+    assert any((r / "benchmarks" / "train").glob("*.tsv")) and any((r / "logs" / "generate").rglob("*.log"))
+
+
+@pytest.mark.slow
+def test_second_dry_run_has_nothing_to_do(smoke_run):
+    work, cfg, _ = smoke_run
+    proc = _snakemake(work, cfg, "-n")
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_changed_notebook_parameter_reruns_only_that_notebook(smoke_run, tmp_path):
+    work, _, resources = smoke_run
+    cfg = _config(tmp_path, resources, **{"notebooks.data_overview.n_examples": 1})
+    proc = _snakemake(work, cfg, "-n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _planned_jobs(proc.stdout + proc.stderr) == {"data_overview", "all"}
+
+
+@pytest.mark.slow
+def test_changed_sampling_parameter_reruns_downstream_only(smoke_run, tmp_path):
+    work, _, resources = smoke_run
+    cfg = _config(tmp_path, resources, **{"bon.temperature": 0.7})
+    jobs = _planned_jobs(_snakemake(work, cfg, "-n").stdout)
+    assert {"generate", "judge", "bon_analysis"} <= jobs
+    assert not jobs & {"prompts", "train", "rt_data", "attack", "judge_calibration"}
+
+
+@pytest.mark.parametrize("override, needle", [
+    ({"generation.backend": "nope"}, "'generation.backend': 'nope' is not allowed"),
+    ({"bon.n": 0}, "'bon.n': 0 is less than the minimum of 1"),
+    ({"prompts.bogus": 3}, "unknown config key 'prompts.bogus'"),
+    ({"evalsets.x": {"attack": "nope"}}, "'evalsets.x.attack': 'nope' is not a registered attack"),
+    ({"model.base": "not-a-model"}, "'model.base': 'not-a-model' is neither a known model"),
+])
+def test_bad_config_fails_before_any_job(tmp_path, override, needle):
+    cfg = _config(tmp_path, REPO / "resources", **override)
+    proc = _snakemake(tmp_path, cfg, "-n")
+    assert proc.returncode != 0
+    assert needle in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
