@@ -50,7 +50,9 @@ print(cfg)
 log = training.train(train_jsonl, base_model, out_dir, cfg)
 print(f"{log['n_examples']} examples, {log['global_steps']} steps, wall time {log['wall_time_s']:.0f} s, "
       f"final loss {log['final_loss']:.3f}, trainable params {log['trainable_params']:,}")"""),
-    ("code", """hist = pd.DataFrame(log["loss_history"])
+    ("code", """hist = pd.DataFrame(log["loss_history"], columns=["step", "loss", "lr", "epoch"])
+if hist.empty:
+    print(f"no loss was logged: {log['global_steps']} steps < logging_steps; mean train loss {log['train_loss_mean']:.3f}")
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(hist["step"], hist["loss"], marker="o")
 ax.set_xlabel("step"); ax.set_ylabel("training loss (completion tokens)")
