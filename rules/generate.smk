@@ -2,6 +2,7 @@
 
 
 rule generate:
+    """Sharded, resumable generation of one (model, eval set, mode)."""
     input:
         prompts=evalset_file,
         model=model_input,
@@ -13,6 +14,7 @@ rule generate:
         gen=lambda wc: as_json(generation_params(wc.mode)),
         model_path=lambda wc: model_path(wc.model),
     threads: job_threads()
+    priority: lambda wc: 10 if wc.mode == "answer" else 0  # RT targets sit on the critical path
     resources:
         mem_mb=6000,
     log:

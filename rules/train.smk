@@ -13,6 +13,7 @@ rule rt_data:
     params:
         p=as_json({"refusals": CFG["rt"]["refusals"], "seed": CFG["seed"],
                    "min_benign_chars": CFG["rt"]["min_benign_chars"]}),
+    priority: 10
     log:
         log_path("rt_data"),
     benchmark:
@@ -57,6 +58,7 @@ rule train:
             "seed": CFG["seed"],
         }),
     threads: workflow.cores
+    priority: 10
     resources:
         mem_mb=8000,
     log:
