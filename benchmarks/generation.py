@@ -82,15 +82,9 @@ def batches_like_backend(encoded: list[list[int]], rows_per_batch: int) -> list[
 
 
 def left_pad(batch: list[list[int]], pad: int):
-    import torch
+    from srg.models import left_pad as _left_pad
 
-    width = max(len(x) for x in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for r, x in enumerate(batch):
-        ids[r, width - len(x):] = torch.tensor(x)
-        mask[r, width - len(x):] = 1
-    return ids, mask
+    return _left_pad(batch, pad)
 
 
 def padding_stats(batches: list[list[list[int]]]) -> dict:

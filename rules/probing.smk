@@ -64,13 +64,15 @@ rule domain_adaptation:
         metrics=f"{RESULTS}/probing/metrics.csv",
         claims=f"{RESULTS}/claims/c2.json",
     params:
-        nb=lambda wc, input, output: as_json({
+        nb=as_json({
             "results_dir": RESULTS, "config_name": CFG["name"], "seed": CFG["seed"],
             "models": list(CFG["models"]), "id_harm": PROBE_ID_SETS[0], "id_benign": PROBE_ID_SETS[1],
             "ood_sets": list(OOD_SETS),
             "states": {m: {s: hidden_file(m, s) for s in probing_sets()} for m in CFG["models"]},
-            "representations_fig": output.representations, "probe_transfer_fig": output.probe_transfer,
-            "metrics_csv": output.metrics, "claims_json": output.claims, "claim_model": "rt",
+            "representations_fig": f"{RESULTS}/figures/representations.png",
+            "probe_transfer_fig": f"{RESULTS}/figures/probe_transfer.png",
+            "metrics_csv": f"{RESULTS}/probing/metrics.csv", "claims_json": f"{RESULTS}/claims/c2.json",
+            "claim_model": "rt",
             # bon tables are inputs; tables/main.csv is read only if present (written by the evaluation stage)
             "bon_dir": f"{RESULTS}/bon", "main_table": f"{RESULTS}/tables/main.csv",
             **{k: CFG["probing"][k] for k in PROBE_NB_KEYS},

@@ -14,10 +14,14 @@ rule data_overview:
         fig=f"{RESULTS}/figures/base_id_asr.png",
         table=f"{RESULTS}/tables/base_id_asr.csv",
     params:
-        nb=lambda wc, input, output: as_json({
+        # params must not read input/output (snakemake does not record those for rerun triggers)
+        nb=as_json({
             "results_dir": RESULTS, "prompt_sets": PROMPT_SETS,
-            "calibration": input.calibration, "judged": input.judged, "generations": input.generations,
-            "figure": output.fig, "table": output.table, "config_name": CFG["name"],
+            "calibration": f"{RESULTS}/judges/keyword_calibration.json",
+            "judged": f"{RESULTS}/judgements/base/id_eval.greedy.jsonl",
+            "generations": f"{RESULTS}/generations/base/id_eval.greedy.jsonl",
+            "figure": f"{RESULTS}/figures/base_id_asr.png", "table": f"{RESULTS}/tables/base_id_asr.csv",
+            "config_name": CFG["name"],
             "n_bootstrap": CFG["bon"]["n_bootstrap"], "ci": CFG["bon"]["ci"], "seed": CFG["seed"],
             **CFG["notebooks"]["data_overview"],
         }),

@@ -48,11 +48,12 @@ rule train:
     wildcard_constraints:
         method="rt",
     params:
-        nb=lambda wc, input, output: as_json({
-            "method": wc.method, "train_jsonl": input.data, "base_model": BASE.path,
+        nb=lambda wc: as_json({
+            "method": wc.method, "train_jsonl": train_data(wc), "base_model": BASE.path,
             "out_dir": f"{RESULTS}/models/{wc.method}", "train_config": train_section(wc.method)["training"],
-            "check": True, "check_prompts": input.check_prompts, "base_judged": input.base_judged,
-            "check_out": output.check, "min_refusal_gain": train_section(wc.method)["check_min_refusal_gain"],
+            "check": True, "check_prompts": f"{RESULTS}/prompts/id_eval.jsonl",
+            "base_judged": f"{RESULTS}/judgements/base/id_eval.greedy.jsonl",
+            "check_out": f"{RESULTS}/models/{wc.method}/check.json", "min_refusal_gain": train_section(wc.method)["check_min_refusal_gain"],
             "resources": RES, "dtype": CFG["model"]["dtype"], "batch_size": CFG["generation"]["batch_size"],
             "max_new_tokens": CFG["generation"]["max_new_tokens"], "n_bootstrap": CFG["bon"]["n_bootstrap"],
             "seed": CFG["seed"],

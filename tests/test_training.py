@@ -17,7 +17,6 @@ from srg import training
 from srg.training import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TOKENIZER_CANDIDATES = [REPO_ROOT / "resources" / "models" / "smollm2-135m-instruct", Path("/tmp/exp/conv")]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
 
 ROWS = [
@@ -34,10 +33,8 @@ def _write_jsonl(path: Path, rows) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    src = next((d for d in TOKENIZER_CANDIDATES if (d / "tokenizer.json").is_file()), None)
-    if src is None:
-        pytest.skip(f"no SmolLM2 tokenizer found (looked in {[str(d) for d in TOKENIZER_CANDIDATES]})")
+def tiny_model_dir(tmp_path_factory, model_dir) -> Path:
+    src = model_dir  # conftest: the converted SmolLM2 checkpoint (its tokenizer + chat template)
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 

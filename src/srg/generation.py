@@ -137,15 +137,12 @@ class HFBackend:
     def _generate_batch(self, batch_ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
         import torch
 
+        from srg.models import left_pad
+
         tok, model = self.tokenizer, self.model
         pad = tok.pad_token_id
-        width = max(len(x) for x in batch_ids)
-        input_ids = torch.full((len(batch_ids), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(input_ids)
-        for row, ids in enumerate(batch_ids):
-            input_ids[row, width - len(ids):] = torch.tensor(ids)
-            mask[row, width - len(ids):] = 1
-        input_ids, mask = input_ids.to(model.device), mask.to(model.device)
+        input_ids, mask = left_pad(batch_ids, pad, model.device)
+        width = input_ids.shape[1]
         kwargs = dict(max_new_tokens=params.max_new_tokens, pad_token_id=pad,
                       eos_token_id=model.generation_config.eos_token_id)
         if params.greedy:

@@ -30,6 +30,7 @@ import numpy as np
 
 from srg.config import content_hash
 from srg.io import atomic_path, read_jsonl
+from srg.models import left_pad
 
 __all__ = [
     "encode_prompts",
@@ -120,14 +121,7 @@ def extract_hidden_states(
     keep_t = torch.tensor(keep, device=device)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        width = max(len(encoded[i]) for i in idx)
-        input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(input_ids)
-        for row, i in enumerate(idx):
-            toks = encoded[i]
-            input_ids[row, width - len(toks):] = torch.tensor(toks)
-            mask[row, width - len(toks):] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
+        input_ids, mask = left_pad([encoded[i] for i in idx], pad, device)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens start at 0
         with torch.inference_mode():
             out = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,

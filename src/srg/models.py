@@ -114,3 +114,16 @@ def messages_for(user: str, system: str | None = None) -> list[dict]:
 def chat_prompt(tokenizer, user: str, system: str | None = None) -> str:
     """The exact text the model sees for one user turn, generation prompt included."""
     return tokenizer.apply_chat_template(messages_for(user, system), tokenize=False, add_generation_prompt=True)
+
+
+def left_pad(batch: list[list[int]], pad_id: int, device=None):
+    """Token-id lists -> (input_ids, attention_mask), left-padded to the longest row."""
+    import torch
+
+    width = max(len(x) for x in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, toks in enumerate(batch):
+        ids[row, width - len(toks):] = torch.tensor(toks, dtype=torch.long)
+        mask[row, width - len(toks):] = 1
+    return (ids, mask) if device is None else (ids.to(device), mask.to(device))

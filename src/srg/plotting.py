@@ -74,7 +74,7 @@ def bon_curves(
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     groups = list(dict.fromkeys(df[hue]))
-    colors = sns.color_palette("colorblind", n_colors=max(len(groups), 1))
+    colors = distinct_colors(len(groups))
     for g, color in zip(groups, colors):
         sub = df[df[hue] == g].sort_values("N")
         N = sub["N"].to_numpy(dtype=float)
@@ -110,7 +110,7 @@ def projection_panel(
     (red / blue); every other (OOD) set gets a distinct hollow marker and colour, drawn on top.
     """
     others = [k for k in points if k not in (id_harm_key, id_benign_key)]
-    colors = sns.color_palette("Dark2", n_colors=max(len(others), 1))
+    colors = distinct_colors(len(others), base="Dark2")
     for key, style in ((id_benign_key, ID_BENIGN_STYLE), (id_harm_key, ID_HARM_STYLE)):
         if key in points:
             P = _as_points(points[key], key)
@@ -137,3 +137,11 @@ def short(text: object, n: int = 80) -> str:
     """One-line text cut to ``n`` characters (how notebooks show prompts and responses)."""
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def distinct_colors(n: int, base: str = "colorblind") -> list:
+    """``n`` distinguishable colours: the base palette while it has enough, else tab20."""
+    palette = sns.color_palette(base)
+    if n <= len(palette):
+        return palette[: max(n, 1)]
+    return sns.color_palette("tab20", n_colors=n)

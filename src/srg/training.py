@@ -42,9 +42,10 @@ DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "
 class TrainConfig:
     """Hyper-parameters of one fine-tuning run.
 
-    Defaults (LoRA r=16/alpha 32 on all linear projections, lr 5e-4, 2 epochs, max_length 256) are a
-    starting point for SmolLM2-135M-Instruct; the CPU sizing experiment that should confirm them
-    (scripts in the module report) was not finished, so they are not yet validated.
+    Defaults (LoRA r=16/alpha 32 on all linear projections, lr 5e-4, 2 epochs, 4 x 2 accumulation,
+    max_length 256, bf16 autocast) were sized on the 2-core CPU: on 200 harmful + 197 benign RT
+    examples they train in ~7 min and take SmolLM2-135M from 0% to 100% greedy refusal on 24
+    held-out ID harmful prompts (results/models/rt/check.json of the default run).
     """
 
     method: str = "rt"  # "rt" | "srg" | any other label (only recorded)
@@ -55,8 +56,8 @@ class TrainConfig:
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
     learning_rate: float = 5e-4
     num_train_epochs: float = 2.0
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 2
     max_length: int = 256
     seed: int = 0
     bf16: bool | None = None  # None: bf16 autocast on CPU and bf16-capable CUDA (see resolve_bf16)
