@@ -184,10 +184,10 @@ fig.tight_layout()
 plotting.save_figure(fig, str(Path(probe_transfer_fig).with_suffix("")))
 plt.show()"""),
     ("md", "## Across models: divergence vs attack success\n"
-           "If the DAG's attack-success tables exist (`bon_dir/<model>.csv` or `main_table`), each OOD "
-           "set of each model becomes one point: representation metric at the configured layer vs that "
-           "model's greedy ASR on the set, with a Spearman rank correlation. These tables are optional "
-           "inputs (not DAG dependencies): rerun this notebook after they exist."),
+           "Each OOD set of each model becomes one point: representation metric at the configured layer "
+           "vs that model's greedy ASR on the set (from `bon_dir/<model>.csv`, a DAG input of this "
+           "notebook; `main_table` is used instead once the evaluation stage writes it), with a Spearman "
+           "rank correlation."),
     ("code", """def greedy_asr_table():
     rows = []
     for m in models:
