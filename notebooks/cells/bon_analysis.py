@@ -32,15 +32,14 @@ import numpy as np
 import pandas as pd
 
 from srg import bon, plotting
-from srg.claims import Claim, verdict_from_ci, write_claims_fragment
+from srg.claims import Claim, evidence_path, verdict_from_ci, write_claims_fragment
 from srg.io import read_jsonl
 
 plotting.set_theme()
 R = Path(results_dir)
 
 def evidence(path):
-    \"\"\"Claims cite paths as results/<path relative to the results dir>.\"\"\"
-    return "results/" + Path(path).relative_to(R).as_posix()
+    return evidence_path(path, R)
 
 def unsafe_counts(model, evalset):
     rows = pd.DataFrame(read_jsonl(R / "judgements" / model / f"{evalset}.sample.jsonl"))

@@ -52,7 +52,7 @@ max_points = 200"""),
            "chosen on these results; per-layer curves show every layer. **Treat these results as a test "
            "of the pipeline and of direction, not as evidence about 7-8B models.**"),
     ("code", """import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -61,7 +61,7 @@ import seaborn as sns
 from scipy.stats import spearmanr
 
 from srg import bon, plotting, probing
-from srg.claims import Claim, verdict_from_ci, write_claims_fragment
+from srg.claims import Claim, evidence_path, verdict_from_ci, write_claims_fragment
 from srg.hidden_states import load_meta, load_states
 
 plotting.set_theme()
@@ -72,9 +72,7 @@ LABEL = {id_harm: "ID harmful", id_benign: "ID benign"}
 
 
 def evidence(path):
-    \"\"\"Ledger evidence path: relative to the results dir, always prefixed 'results/'.\"\"\"
-    rel = Path(path).resolve().relative_to(Path(results_dir).resolve())
-    return str(PurePosixPath("results", *rel.parts))
+    return evidence_path(path, results_dir)
 
 
 X, metas = {}, {}

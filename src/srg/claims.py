@@ -191,3 +191,12 @@ def merge_claims(
     doc = {"config": config_name, "claims": [c.to_dict() for c in claims]}
     write_json(out_path, doc)
     return doc
+
+
+def evidence_path(path: str | os.PathLike, results_dir: str | os.PathLike) -> str:
+    """How claims cite a file: ``results/<path relative to the run's results dir>``.
+
+    Keeps evidence paths stable when a run writes elsewhere (e.g. ``results-smoke/``).
+    """
+    rel = Path(path).resolve().relative_to(Path(results_dir).resolve())
+    return "results/" + rel.as_posix()
