@@ -112,3 +112,12 @@ def test_read_fragment_reports_bad_claim(tmp_path):
     p.write_text(json.dumps([{**claim().to_dict(), "verdict": "yes"}]))
     with pytest.raises(ValueError, match="claim #0"):
         read_claims_fragment(p)
+
+
+def test_evidence_path_is_relative_to_the_results_dir(tmp_path):
+    from srg.claims import evidence_path
+
+    run = tmp_path / "results-smoke"
+    assert evidence_path(run / "bon" / "rt.csv", run) == "results/bon/rt.csv"
+    with pytest.raises(ValueError):
+        evidence_path(tmp_path / "elsewhere.csv", run)
