@@ -72,11 +72,12 @@ def register_backend(name: str):
 
 
 def make_backend(name: str, **kwargs) -> Backend:
-    if name not in BACKENDS:
-        if name == "vllm":
-            import srg.vllm_backend  # noqa: F401  (registers itself; needs the gpu extra)
-        elif name == "openai":
-            import srg.openai_backend  # noqa: F401
+    if name not in BACKENDS and name in ("vllm", "openai"):
+        try:  # these register themselves on import (gpu / api extras)
+            __import__(f"srg.{name}_backend")
+        except ImportError as exc:
+            raise ValueError(f"generation backend {name!r} is not available here ({exc}); "
+                             f"available: {sorted(BACKENDS)}") from exc
     if name not in BACKENDS:
         raise ValueError(f"unknown generation backend {name!r}; available: {sorted(BACKENDS)}")
     return BACKENDS[name](**kwargs)
