@@ -5,6 +5,8 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+report: "report/workflow.rst"  # snakemake --report results/report.html (rules/report.smk)
+
 # No `configfile:` directive: snakemake would merge it under a --configfile and silently inherit
 # keys (e.g. the default's attack list). rules/common.smk loads config/default.yaml only when
 # no config file was given, so every config file is complete on its own.

@@ -1,10 +1,11 @@
 """Where the DAG's time goes: sum Snakemake's per-job benchmark files by rule.
 
-    python benchmarks/dag_times.py [--results results] [--out results/benchmarks/dag_times.json]
+    python benchmarks/dag_times.py [--results results] [--out results/benchmarks/dag_times.json] [--markdown]
 
 Reads every ``<results>/benchmarks/<rule>/**/*.tsv`` written by the rules' ``benchmark:``
 directive and reports, per rule, the number of jobs, total and max wall seconds and the peak
-resident memory (max_rss, MB); prints a Markdown table and writes JSON.
+resident memory (max_rss, MB), plus the totals; writes JSON and prints it, or with
+``--markdown`` the Markdown table of README.md's "Where the time goes".
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ def collect(results: Path) -> dict:
 
 
 def markdown(summary: dict) -> str:
-    lines = ["| rule | jobs | total s | max s | peak RSS MB |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| rule | jobs | total wall s | max wall s | max peak RSS MB |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     for rule, r in summary["rules"].items():
         lines.append(f"| {rule} | {r['jobs']} | {r['total_s']:.0f} | {r['max_s']:.0f} | {r['peak_rss_mb']:.0f} |")
-    lines.append(f"| **all jobs** | | **{summary['total_job_s']:.0f}** | | **{summary['peak_rss_mb']:.0f}** |")
+    jobs = sum(r["jobs"] for r in summary["rules"].values())
+    max_s = max((r["max_s"] for r in summary["rules"].values()), default=0.0)
+    lines.append(f"| **all rules** | **{jobs}** | **{summary['total_job_s']:.0f}** | {max_s:.0f} | "
+                 f"**{summary['peak_rss_mb']:.0f}** |")
     return "\n".join(lines)
 
 
@@ -50,13 +55,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default="results")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--markdown", action="store_true", help="print the Markdown table instead of the JSON")
     a = ap.parse_args()
     results = Path(a.results)
     summary = collect(results)
     out = Path(a.out) if a.out else results / "benchmarks" / "dag_times.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(markdown(summary))
+    print(markdown(summary) if a.markdown else json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

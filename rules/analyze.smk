@@ -13,7 +13,8 @@ rule bon_analysis:
         judged=judged(CFG["models"], EVALSETS),
     output:
         nb=f"{RESULTS}/notebooks/bon_analysis.ipynb",
-        fig=f"{RESULTS}/figures/bon_curves.png",
+        fig=report(f"{RESULTS}/figures/bon_curves.png", caption="../report/bon_curves.rst", category="Figures",
+                   subcategory="stage notebooks"),
         tables=expand(f"{RESULTS}/bon/{{model}}.csv", model=CFG["models"]),
         claims=f"{RESULTS}/claims/c1.json",
     params:

@@ -57,9 +57,11 @@ rule domain_adaptation:
         bon=expand(f"{RESULTS}/bon/{{model}}.csv", model=CFG["models"]),  # cross-model scatter (C2 vs ASR)
     output:
         nb=f"{RESULTS}/notebooks/domain_adaptation.ipynb",
-        representations=f"{RESULTS}/figures/representations.png",
+        representations=report(f"{RESULTS}/figures/representations.png", caption="../report/representations.rst",
+                               category="Figures", subcategory="stage notebooks"),
         representations_pdf=f"{RESULTS}/figures/representations.pdf",
-        probe_transfer=f"{RESULTS}/figures/probe_transfer.png",
+        probe_transfer=report(f"{RESULTS}/figures/probe_transfer.png", caption="../report/probe_transfer.rst",
+                              category="Figures", subcategory="stage notebooks"),
         probe_transfer_pdf=f"{RESULTS}/figures/probe_transfer.pdf",
         metrics=f"{RESULTS}/probing/metrics.csv",
         claims=f"{RESULTS}/claims/c2.json",

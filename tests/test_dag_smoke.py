@@ -63,7 +63,9 @@ def test_smoke_outputs(smoke_run):
     for rel in ["judges/keyword_calibration.json", "notebooks/data_overview.ipynb", "figures/base_id_asr.png",
                 "notebooks/train_rt.ipynb", "models/rt/merged/model.safetensors", "models/rt/train_log.json",
                 "notebooks/bon_analysis.ipynb", "figures/bon_curves.png", "figures/bon_curves.pdf",
-                "bon/base.csv", "bon/rt.csv", "claims.json"]:
+                "bon/base.csv", "bon/rt.csv", "claims.json", "notebooks/figures.ipynb", "figures/final_bon.png",
+                "figures/final_claims.pdf", "tables/claims_summary.csv", "report/notebooks/figures.html",
+                "report/notebooks/train_rt.html", "report/provenance.json"]:
         assert (r / rel).exists(), rel
     cal = json.loads((r / "judges/keyword_calibration.json").read_text())
     assert cal["n"] == 169 and 0 <= cal["precision"] <= 1
@@ -93,7 +95,8 @@ def test_changed_notebook_parameter_reruns_only_that_notebook(smoke_run, tmp_pat
     cfg = _config(tmp_path, resources, **{"notebooks.data_overview.n_examples": 1})
     proc = _snakemake(work, cfg, "-n")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert _planned_jobs(proc.stdout + proc.stderr) == {"data_overview", "all"}
+    # plus its HTML rendering and the provenance record (which holds the config) for the report
+    assert _planned_jobs(proc.stdout + proc.stderr) == {"data_overview", "notebook_html", "provenance", "all"}
 
 
 @pytest.mark.slow

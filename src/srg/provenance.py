@@ -1,0 +1,110 @@
+"""Run provenance for the Snakemake report: config, git commit, versions of the key packages.
+
+    python -m srg.provenance --config-json '<validated config as JSON>' --repo . \\
+        --json results/report/provenance.json --rst results/report/provenance.rst
+
+The JSON is the record; the reStructuredText is the same content as the caption the report shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from srg.io import atomic_path, write_json
+
+KEY_PACKAGES = (
+    "srg", "snakemake", "papermill", "nbconvert", "torch", "transformers", "trl", "peft", "accelerate",
+    "safetensors", "gguf", "numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "seaborn", "vllm",
+    "openai",
+)
+
+
+def package_versions(names=KEY_PACKAGES) -> dict[str, str | None]:
+    """Installed version of each package (None when it is not installed), like a filtered pip freeze."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_state(repo: str | Path) -> dict[str, Any]:
+    """Commit and whether tracked files differ from it; nulls outside a git checkout."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def collect(config: dict[str, Any], repo: str | Path) -> dict[str, Any]:
+    return {
+        "config_name": config.get("name"),
+        "git": git_state(repo),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "packages": package_versions(),
+        "config": config,
+    }
+
+
+def to_rst(prov: dict[str, Any]) -> str:
+    """The provenance as reStructuredText (a field list, a package table and the config)."""
+    git = prov["git"]
+    commit = git["commit"] or "unknown (not a git checkout)"
+    if git.get("dirty"):
+        commit += " (with uncommitted changes to tracked files)"
+    lines = [
+        "**Run provenance** (``provenance.json``): what produced the results in this report.",
+        "",
+        f":config: ``{prov['config_name']}``",
+        f":git commit: ``{commit}``",
+        f":python: {prov['python']} on {prov['platform']}",
+        f":written: {prov['created']}",
+        "",
+        ".. list-table:: key packages",
+        "   :header-rows: 1",
+        "",
+        "   * - package",
+        "     - version",
+    ]
+    for name, version in prov["packages"].items():
+        lines += [f"   * - {name}", f"     - {version or 'not installed'}"]
+    config_text = json.dumps(prov["config"], indent=2, sort_keys=True)
+    lines += ["", "Validated config (defaults filled)::", ""]
+    lines += ["    " + line for line in config_text.splitlines()]
+    # the report renders captions through Jinja: keep its delimiters out of the text
+    return "\n".join(lines).replace("{{", "{ {").replace("}}", "} }").replace("{%", "{ %") + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config-json", required=True)
+    ap.add_argument("--repo", default=".")
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--rst", required=True)
+    a = ap.parse_args(argv)
+    prov = collect(json.loads(a.config_json), a.repo)
+    write_json(a.json, prov)
+    with atomic_path(a.rst) as tmp:
+        Path(tmp).write_text(to_rst(prov), encoding="utf-8")
+    print(f"provenance: config {prov['config_name']}, commit {prov['git']['commit']}")
+
+
+if __name__ == "__main__":
+    main()
