@@ -21,7 +21,7 @@ def test_defaults_are_filled():
     ({"bogus": 1}, "unknown config key 'bogus'"),
     ({"generation": {"bogus": 1}}, "unknown config key 'generation.bogus'"),
     ({"generation": {"backend": "nope"}}, "'generation.backend': 'nope' is not allowed; allowed values: ['hf', 'vllm', 'openai']"),
-    ({"judge": {"name": "nope"}}, "'judge.name': 'nope' is not allowed; allowed values: ['keyword']"),
+    ({"judge": {"name": "nope"}}, "'judge.name': 'nope' is not allowed; allowed values: ['keyword', 'llamaguard', 'llm']"),
     ({"prompts": {"id_eval": 0}}, "'prompts.id_eval': 0 is less than the minimum of 1"),
     ({"bon": {"n": -3}}, "'bon.n': -3 is less than the minimum of 1"),
     ({"bon": {"n": "many"}}, "'bon.n': 'many' is not of type 'integer'"),

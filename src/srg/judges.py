@@ -96,6 +96,11 @@ def register_judge(name: str):
 
 
 def make_judge(name: str, **options) -> Judge:
+    if name not in JUDGES and name in ("llamaguard", "llm"):
+        try:  # these register themselves on import (srg.llamaguard_judge, srg.llm_judge)
+            __import__(f"srg.{name}_judge")
+        except ImportError as exc:
+            raise ValueError(f"judge {name!r} is not available here ({exc}); available: {sorted(JUDGES)}") from exc
     if name not in JUDGES:
         raise ValueError(f"unknown judge {name!r}; available: {sorted(JUDGES)}")
     return JUDGES[name](**options)

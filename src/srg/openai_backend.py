@@ -1,0 +1,169 @@
+"""Backend ``openai``: any OpenAI-compatible chat-completions server, over stdlib HTTP.
+
+``POST {base_url}/chat/completions`` with :mod:`urllib.request`, so no client package is needed.
+The API key is read only from the environment variable *named* in the config (``api_key_env``);
+the key itself never appears in reprs, exceptions, logs or returned data (error bodies are
+redacted too, in case a server echoes the request). Network errors, 429 and 5xx are retried
+with exponential backoff (``Retry-After`` honoured), then fail naming the endpoint and status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from srg.generation import Completion, Request, SamplingParams, register_backend
+from srg.models import messages_for
+
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class APIError(RuntimeError):
+    """A request to an OpenAI-compatible endpoint failed (message names endpoint and status only)."""
+
+
+class ChatClient:
+    """Minimal chat-completions client: retries, backoff, key hygiene."""
+
+    def __init__(self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY",
+                 timeout: float = 120.0, max_retries: int = 5, backoff: float = 1.0,
+                 max_backoff: float = 60.0):
+        if not base_url:
+            raise ValueError("an OpenAI-compatible endpoint needs base_url (e.g. http://localhost:8000/v1)")
+        if not model:
+            raise ValueError("an OpenAI-compatible endpoint needs a model name (api_model)")
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout, self.max_retries = timeout, max_retries
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.__key: str | None = None
+        if api_key_env:
+            key = os.environ.get(api_key_env)
+            if not key:
+                raise ValueError(f"environment variable {api_key_env} is not set (it must hold the API key for "
+                                 f"{self.url}); set it, or set api_key_env: null for a server without a key")
+            self.__key = key
+
+    def __repr__(self) -> str:
+        return f"ChatClient(url={self.url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.__key, "[REDACTED]") if self.__key else text
+
+    def _post(self, body: dict) -> dict:
+        data = json.dumps(body).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.__key:
+            headers["Authorization"] = f"Bearer {self.__key}"
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+            wait = min(self.max_backoff, self.backoff * 2 ** attempt)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read().decode("utf-8"))
+            except urllib.error.HTTPError as exc:
+                detail = self._redact(exc.read().decode("utf-8", "replace")[:300])
+                last = f"HTTP {exc.code}: {detail}"
+                if exc.code not in RETRY_STATUS:
+                    raise APIError(f"POST {self.url} failed with HTTP {exc.code}: {detail}") from None
+                retry_after = exc.headers.get("Retry-After") if exc.headers else None
+                if retry_after and retry_after.replace(".", "", 1).isdigit():
+                    wait = min(self.max_backoff, float(retry_after))
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                last = self._redact(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
+            except json.JSONDecodeError:
+                last = "response is not JSON"
+            if attempt < self.max_retries:
+                time.sleep(wait)
+        raise APIError(f"POST {self.url} failed after {self.max_retries + 1} attempts; last error: {last}")
+
+    def chat(self, messages: list[dict], n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
+             max_tokens: int = 256, seed: int | None = None, top_k: int = 0) -> list[dict]:
+        """The ``choices`` of one chat completion (each with ``message.content`` and ``finish_reason``),
+        plus the response's ``usage`` copied into every choice as ``_usage``."""
+        body: dict = {"model": self.model, "messages": messages, "n": n, "temperature": temperature,
+                      "top_p": top_p, "max_tokens": max_tokens}
+        if seed is not None:
+            body["seed"] = seed
+        if top_k > 0:  # not in the OpenAI API; vLLM and most local servers accept it
+            body["top_k"] = top_k
+        out = self._post(body)
+        choices = out.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise APIError(f"POST {self.url}: response has no choices")
+        for c in choices:
+            c["_usage"] = out.get("usage") or {}
+        return choices
+
+
+def _completion(choice: dict, n_choices: int) -> Completion:
+    msg = choice.get("message") or {}
+    text = (msg.get("content") or "").strip()
+    used = (choice.get("_usage") or {}).get("completion_tokens")
+    # usage counts all choices of a response; split evenly when n > 1 (approximate per sample)
+    n_tokens = int(round(used / n_choices)) if isinstance(used, int | float) else len(text.split())
+    return Completion(text, n_tokens, choice.get("finish_reason") == "stop")
+
+
+@register_backend("openai")
+class OpenAIBackend:
+    """Chat completions from an OpenAI-compatible server; n samples per request via ``n``.
+
+    When the server returns fewer than n choices, the rest are requested again (seed + k).
+    ``model_path`` names the served model when ``api_model`` is not given. The hf-only options
+    the DAG passes to every backend (``dtype``, ``batch_size``, ``threads``, ``max_prompt_tokens``)
+    are accepted and ignored.
+    """
+
+    name = "openai"
+
+    def __init__(self, model_path: str | None = None, base_url: str | None = None, api_model: str | None = None,
+                 api_key_env: str | None = "OPENAI_API_KEY", request_timeout: float = 120.0,
+                 max_retries: int = 5, backoff: float = 1.0, concurrency: int = 8, use_n: bool = True,
+                 system_prompt: str | None = None, dtype: str | None = None, batch_size: int | None = None,
+                 threads: int | None = None, max_prompt_tokens: int | None = None,
+                 client: ChatClient | None = None):
+        self.client = client or ChatClient(base_url or "", api_model or model_path or "", api_key_env,
+                                           timeout=request_timeout, max_retries=max_retries, backoff=backoff)
+        self.concurrency = max(1, concurrency)
+        self.use_n = use_n
+        self.default_system = system_prompt
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend({self.client!r})"
+
+    def _one(self, req: Request, params: SamplingParams, seed: int) -> list[Completion]:
+        msgs = messages_for(req.user, req.system or self.default_system)
+        temp, top_p = (0.0, 1.0) if params.greedy else (params.temperature, params.top_p)
+        out: list[Completion] = []
+        k = 0
+        while len(out) < params.n:
+            want = params.n - len(out) if self.use_n else 1
+            choices = self.client.chat(msgs, n=want, temperature=temp, top_p=top_p,
+                                       max_tokens=params.max_new_tokens, seed=seed + k,
+                                       top_k=0 if params.greedy else params.top_k)
+            out += [_completion(c, len(choices)) for c in choices[:want]]
+            k += 1
+        return out
+
+    def generate(self, requests: Sequence[Request], params: SamplingParams,
+                 progress: Callable[[int], None] | None = None) -> list[list[Completion]]:
+        seeds = [params.seed * 1_000_003 + i * 10_007 for i in range(len(requests))]
+        pool = ThreadPoolExecutor(self.concurrency)
+        try:
+            futures = [pool.submit(self._one, r, params, s) for r, s in zip(requests, seeds)]
+            results = []
+            for f in futures:
+                results.append(f.result())
+                if progress:
+                    progress(params.n)
+        finally:  # on an error, drop the requests not yet sent
+            pool.shutdown(wait=True, cancel_futures=True)
+        return results
