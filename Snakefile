@@ -15,6 +15,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/attacks.smk"
+include: "rules/synthesize.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/judge.smk"
@@ -22,6 +23,7 @@ include: "rules/analyze.smk"
 include: "rules/report.smk"
 include: "rules/benchmarks.smk"
 include: "rules/probing.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

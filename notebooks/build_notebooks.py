@@ -45,7 +45,11 @@ def build(name: str, cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
 
 def main() -> None:
     for name, cells in load_cells().items():
-        nbformat.write(build(name, cells), HERE / f"{name}.ipynb")
+        path = HERE / f"{name}.ipynb"
+        text = nbformat.writes(build(name, cells)) + "\n"
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue  # unchanged: keep the mtime, so Snakemake does not rerun the notebook
+        path.write_text(text, encoding="utf-8")
         print(f"wrote notebooks/{name}.ipynb")
 
 

@@ -10,16 +10,16 @@ rule bon_analysis:
     """notebooks/bon_analysis.ipynb: ASR@N curves with CIs, results/bon/<model>.csv, C1 claims."""
     input:
         notebook=NOTEBOOKS / "bon_analysis.ipynb",
-        judged=judged(CFG["models"], EVALSETS),
+        judged=judged(CFG["bon"]["models"], EVALSETS),
     output:
         nb=f"{RESULTS}/notebooks/bon_analysis.ipynb",
         fig=report(f"{RESULTS}/figures/bon_curves.png", caption="../report/bon_curves.rst", category="Figures",
                    subcategory="stage notebooks"),
-        tables=expand(f"{RESULTS}/bon/{{model}}.csv", model=CFG["models"]),
+        tables=expand(f"{RESULTS}/bon/{{model}}.csv", model=CFG["bon"]["models"]),
         claims=f"{RESULTS}/claims/c1.json",
     params:
         nb=as_json({
-            "results_dir": RESULTS, "models": CFG["models"], "evalsets": EVALSETS, "ood_evalsets": OOD_SETS,
+            "results_dir": RESULTS, "models": CFG["bon"]["models"], "evalsets": EVALSETS, "ood_evalsets": OOD_SETS,
             "n": CFG["bon"]["n"], "temperature": CFG["bon"]["temperature"], "top_p": CFG["bon"]["top_p"],
             "n_bootstrap": CFG["bon"]["n_bootstrap"], "ci": CFG["bon"]["ci"], "seed": CFG["seed"],
             "figure": f"{RESULTS}/figures/bon_curves.png", "claims_out": f"{RESULTS}/claims/c1.json",

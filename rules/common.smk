@@ -69,22 +69,55 @@ def evalset_file(wildcards):
     return f"{RESULTS}/prompts/{wildcards.evalset}.jsonl"
 
 
-def sampling_params(mode):
+def max_new_tokens(model):
+    """Reasoning models (srg and its ablations) get room for the reasoning before the answer."""
+    if model is not None and is_reasoning_model(model):  # rules/synthesize.smk
+        return CFG["srg"]["max_new_tokens"]
+    return CFG["generation"]["max_new_tokens"]
+
+
+def sampling_params(mode, model=None):
     g, b = CFG["generation"], CFG["bon"]
     if mode == "greedy":
-        return {"n": 1, "greedy": True, "max_new_tokens": g["max_new_tokens"], "seed": CFG["seed"]}
+        return {"n": 1, "greedy": True, "max_new_tokens": max_new_tokens(model), "seed": CFG["seed"]}
     if mode == "answer":  # longer greedy answers, used as training targets
         return {"n": 1, "greedy": True, "max_new_tokens": CFG["rt"]["target_max_new_tokens"], "seed": CFG["seed"]}
     return {"n": b["n"], "greedy": False, "temperature": b["temperature"], "top_p": b["top_p"],
-            "top_k": 0, "max_new_tokens": g["max_new_tokens"], "seed": CFG["seed"]}
+            "top_k": 0, "max_new_tokens": max_new_tokens(model), "seed": CFG["seed"]}
 
 
-def generation_params(mode):
+def generation_params(mode, model=None):
     g = CFG["generation"]
-    return {"backend": g["backend"], "shard_size": g["shard_size"], "sampling": sampling_params(mode),
-            "backend_options": {"dtype": CFG["model"]["dtype"], "batch_size": g["batch_size"],
-                                "max_prompt_tokens": g["max_prompt_tokens"], "threads": job_threads(),
-                                "system_prompt": CFG["model"]["system_prompt"]}}
+    system = model_system_prompt(model) if model is not None else CFG["model"]["system_prompt"]
+    opts = {"dtype": CFG["model"]["dtype"], "batch_size": g["batch_size"],
+            "max_prompt_tokens": g["max_prompt_tokens"], "threads": job_threads(), "system_prompt": system}
+    opts.update({k: g[k] for k in BACKEND_KEYS.get(g["backend"], ())})
+    if g["backend"] == "vllm":
+        opts["seed"] = CFG["seed"]
+    return {"backend": g["backend"], "shard_size": g["shard_size"], "sampling": sampling_params(mode, model),
+            "backend_options": opts}
+
+
+# generation.* keys each backend takes besides the common ones (srg.vllm_backend, srg.openai_backend)
+BACKEND_KEYS = {
+    "vllm": ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "enforce_eager"),
+    "openai": ("base_url", "api_model", "api_key_env", "request_timeout", "max_retries", "concurrency"),
+}
+JUDGE_KEYS = {
+    "keyword": ("prefix_chars",),
+    "llamaguard": ("model", "engine", "dtype", "batch_size", "prefix_chars"),
+    "llm": ("model", "base_url", "api_key_env", "concurrency"),
+}
+
+
+def judge_spec(name):
+    """{"name", "options"} of one judge, options taken from the judge section."""
+    return {"name": name, "options": {k: CFG["judge"][k] for k in JUDGE_KEYS[name] if CFG["judge"][k] is not None}}
+
+
+def generation_gpus():
+    """GPUs of one generation job (the `gpu` resource): vllm's tensor-parallel size, else 0."""
+    return CFG["generation"]["tensor_parallel_size"] if CFG["generation"]["backend"] == "vllm" else 0
 
 
 def papermill(nb_name):

@@ -11,12 +11,13 @@ rule generate:
     wildcard_constraints:
         mode="greedy|sample|answer",
     params:
-        gen=lambda wc: as_json(generation_params(wc.mode)),
+        gen=lambda wc: as_json(generation_params(wc.mode, wc.model)),
         model_path=lambda wc: model_path(wc.model),
     threads: job_threads()
     priority: lambda wc: 10 if wc.mode == "answer" else 0  # RT targets sit on the critical path
     resources:
         mem_mb=6000,
+        gpu=generation_gpus(),
     log:
         f"{RESULTS}/logs/generate/{{model}}/{{evalset}}.{{mode}}.log",
     benchmark:

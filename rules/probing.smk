@@ -53,8 +53,8 @@ rule domain_adaptation:
     """RepE-style projections, per-layer probe transfer / PAD / centroid position, C2 claims."""
     input:
         notebook=NOTEBOOKS / "domain_adaptation.ipynb",
-        states=[hidden_file(m, s) for m in CFG["models"] for s in probing_sets()],
-        bon=expand(f"{RESULTS}/bon/{{model}}.csv", model=CFG["models"]),  # cross-model scatter (C2 vs ASR)
+        states=[hidden_file(m, s) for m in CFG["probing"]["models"] for s in probing_sets()],
+        main_table=f"{RESULTS}/tables/main.csv",  # cross-model scatter (C2 vs greedy ASR)
     output:
         nb=f"{RESULTS}/notebooks/domain_adaptation.ipynb",
         representations=report(f"{RESULTS}/figures/representations.png", caption="../report/representations.rst",
@@ -68,14 +68,14 @@ rule domain_adaptation:
     params:
         nb=as_json({
             "results_dir": RESULTS, "config_name": CFG["name"], "seed": CFG["seed"],
-            "models": list(CFG["models"]), "id_harm": PROBE_ID_SETS[0], "id_benign": PROBE_ID_SETS[1],
+            "models": list(CFG["probing"]["models"]), "id_harm": PROBE_ID_SETS[0], "id_benign": PROBE_ID_SETS[1],
             "ood_sets": list(OOD_SETS),
-            "states": {m: {s: hidden_file(m, s) for s in probing_sets()} for m in CFG["models"]},
+            "states": {m: {s: hidden_file(m, s) for s in probing_sets()} for m in CFG["probing"]["models"]},
             "representations_fig": f"{RESULTS}/figures/representations.png",
             "probe_transfer_fig": f"{RESULTS}/figures/probe_transfer.png",
             "metrics_csv": f"{RESULTS}/probing/metrics.csv", "claims_json": f"{RESULTS}/claims/c2.json",
             "claim_model": "rt",
-            # bon tables are inputs; tables/main.csv is read only if present (written by the evaluation stage)
+            # tables/main.csv (rules/evaluate.smk) is an input; bon tables are a fallback when it is absent
             "bon_dir": f"{RESULTS}/bon", "main_table": f"{RESULTS}/tables/main.csv",
             **{k: CFG["probing"][k] for k in PROBE_NB_KEYS},
         }),

@@ -29,7 +29,11 @@ def train_data(wildcards):
 
 
 def train_section(method):
-    return CFG[method]
+    """RT has its own section; srg and every ablation share srg's (same budget knobs)."""
+    return CFG["rt"] if method == "rt" else CFG["srg"]
+
+
+TRAINED = ["rt", *VARIANTS]  # VARIANTS: rules/synthesize.smk
 
 
 rule train:
@@ -46,7 +50,7 @@ rule train:
         check=f"{RESULTS}/models/{{method}}/check.json",
         nb=f"{RESULTS}/notebooks/train_{{method}}.ipynb",
     wildcard_constraints:
-        method="rt",
+        method="|".join(TRAINED),
     params:
         nb=lambda wc: as_json({
             "method": wc.method, "train_jsonl": train_data(wc), "base_model": BASE.path,
@@ -55,13 +59,18 @@ rule train:
             "base_judged": f"{RESULTS}/judgements/base/id_eval.greedy.jsonl",
             "check_out": f"{RESULTS}/models/{wc.method}/check.json", "min_refusal_gain": train_section(wc.method)["check_min_refusal_gain"],
             "resources": RES, "dtype": CFG["model"]["dtype"], "batch_size": CFG["generation"]["batch_size"],
-            "max_new_tokens": CFG["generation"]["max_new_tokens"], "n_bootstrap": CFG["bon"]["n_bootstrap"],
+            "max_new_tokens": max_new_tokens(wc.method), "n_bootstrap": CFG["bon"]["n_bootstrap"],
+            "reasoning_format": CFG["reasoning"] if is_reasoning_model(wc.method) else None,
+            "system_prompt": model_system_prompt(wc.method),
             "seed": CFG["seed"],
+            # only when > 1 (keeps single-device params, hence rerun triggers, unchanged)
+            **({"gpus": CFG["compute"]["train_gpus"]} if CFG["compute"]["train_gpus"] > 1 else {}),
         }),
     threads: workflow.cores
     priority: 10
     resources:
         mem_mb=8000,
+        gpu=CFG["compute"]["train_gpus"],
     log:
         f"{RESULTS}/logs/train/{{method}}.log",
     benchmark:

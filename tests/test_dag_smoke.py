@@ -63,7 +63,12 @@ def test_smoke_outputs(smoke_run):
     for rel in ["judges/keyword_calibration.json", "notebooks/data_overview.ipynb", "figures/base_id_asr.png",
                 "notebooks/train_rt.ipynb", "models/rt/merged/model.safetensors", "models/rt/train_log.json",
                 "notebooks/bon_analysis.ipynb", "figures/bon_curves.png", "figures/bon_curves.pdf",
-                "bon/base.csv", "bon/rt.csv", "claims.json", "notebooks/figures.ipynb", "figures/final_bon.png",
+                "bon/srg.csv", "bon/rt.csv", "claims.json",
+                "notebooks/guideline_synthesis_srg.ipynb", "notebooks/guideline_synthesis_srg_no_cd.ipynb",
+                "data/srg_train.jsonl", "synthesis/srg/stats.json", "models/srg/merged/model.safetensors",
+                "models/srg_minus_framing/check.json", "notebooks/evaluation.ipynb", "tables/main.csv",
+                "tables/ablations.csv", "figures/ablations.png", "figures/ablations.pdf", "figures/bon_srg_vs_rt.png",
+                "helpfulness/srg.json", "notebooks/figures.ipynb", "figures/final_bon.png",
                 "figures/final_claims.pdf", "tables/claims_summary.csv", "report/notebooks/figures.html",
                 "report/notebooks/train_rt.html", "report/provenance.json"]:
         assert (r / rel).exists(), rel
@@ -72,11 +77,23 @@ def test_smoke_outputs(smoke_run):
     claims = json.loads((r / "claims.json").read_text())
     ids = {c["id"] for c in claims["claims"]}
     assert claims["config"] == "smoke" and "C1.summary" in ids and "C1.base64" in ids and "C1.pair" in ids
+    assert {"C3.base64", "C3.ood", "C3.id", "C3.overrefusal", "C3.helpfulness", "C4.srg_no_cd",
+            "C4.srg_minus_framing", "C2.divergence"} <= ids
     for c in claims["claims"]:
         assert c["verdict"] in {"supported", "refuted", "inconclusive"}
     import pandas as pd
     bon = pd.read_csv(r / "bon/rt.csv")
     assert set(bon["N"]) == {1, 2, 3, 4} and {"id_eval", "pair", "jailbreakchat"} <= set(bon["evalset"])
+    main = pd.read_csv(r / "tables/main.csv")
+    assert list(main.columns) == ["model", "evalset", "metric", "value", "ci_low", "ci_high", "n"]
+    assert {"base", "rt", "srg", "srg_no_cd", "srg_minus_framing"} == set(main["model"])
+    assert {"asr_greedy", "malformed_rate", "refusal_rate", "nonrefusal_rate", "answer_loglik"} <= set(main["metric"])
+    assert set(main[main["model"] == "srg_no_cd"]["evalset"]) == {"id_eval", "overrefusal", "helpfulness", "base64"}
+    # the no-context-distillation ablation keeps the guidelines in its training prompts, SRG does not
+    srg_rows = [json.loads(x) for x in (r / "data/srg_train.jsonl").read_text().splitlines()]
+    nocd_rows = [json.loads(x) for x in (r / "data/srg_no_cd_train.jsonl").read_text().splitlines()]
+    assert all(x["system"] is None for x in srg_rows) and all("Intent:" in x["system"] for x in nocd_rows)
+    assert all("<reasoning>" in x["completion"] for x in srg_rows)
     # every rule left a log and a benchmark
     assert any((r / "benchmarks" / "train").glob("*.tsv")) and any((r / "logs" / "generate").rglob("*.log"))
 
@@ -114,6 +131,9 @@ def test_changed_sampling_parameter_reruns_downstream_only(smoke_run, tmp_path):
     ({"prompts.bogus": 3}, "unknown config key 'prompts.bogus'"),
     ({"evalsets.x": {"attack": "nope"}}, "'evalsets.x.attack': 'nope' is not a registered attack"),
     ({"model.base": "not-a-model"}, "'model.base': 'not-a-model' is neither a known model"),
+    ({"ablations.srg_x": {"drop": ["nope"]}}, "unknown guideline ids in drop: ['nope']"),
+    ({"bon.models": ["rt", "ghost"]}, "'bon.models': ['ghost'] not among this run's models"),
+    ({"guidelines.file": "missing.yaml"}, "missing.yaml not found (config key guidelines.file)"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, override, needle):
     cfg = _config(tmp_path, REPO / "resources", **override)
@@ -121,3 +141,19 @@ def test_bad_config_fails_before_any_job(tmp_path, override, needle):
     assert proc.returncode != 0
     assert needle in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_paper_config_dry_runs_without_gpu(tmp_path):
+    """config/paper.yaml builds its whole DAG (8B model, vLLM, Llama-Guard-3 + agreement, teacher) here."""
+    proc = _snakemake(tmp_path, REPO / "config" / "paper.yaml", "-n", "--quiet", "rules")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    jobs = _planned_jobs(proc.stdout + proc.stderr)
+    assert {"teacher_generate", "synthesis", "train", "generate", "judge", "judge_extra", "judge_agreement",
+            "evaluation", "bon_analysis", "domain_adaptation", "figures"} <= jobs
+
+
+def test_extra_judge_is_wired_into_the_evaluation(tmp_path):
+    cfg = _config(tmp_path, REPO / "resources", **{"judge.agreement_with": ["llm"]})
+    proc = _snakemake(tmp_path, cfg, "-n", "--quiet", "rules")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {"judge_extra", "judge_agreement", "evaluation"} <= _planned_jobs(proc.stdout + proc.stderr)

@@ -183,25 +183,21 @@ plotting.save_figure(fig, str(Path(probe_transfer_fig).with_suffix("")))
 plt.show()"""),
     ("md", "## Across models: divergence vs attack success\n"
            "Each OOD set of each model becomes one point: representation metric at the configured layer "
-           "vs that model's greedy ASR on the set (from `bon_dir/<model>.csv`, a DAG input of this "
-           "notebook; `main_table` is used instead once the evaluation stage writes it), with a Spearman "
+           "vs that model's greedy ASR on the set (from `main_table`, the evaluation stage's tidy table and "
+           "a DAG input of this notebook; `bon_dir/<model>.csv` when it is absent), with a Spearman "
            "rank correlation."),
     ("code", """def greedy_asr_table():
     rows = []
-    for m in models:
+    if Path(main_table).exists():  # the evaluation stage's tidy table: every model, greedy
+        t = pd.read_csv(main_table)
+        t = t[(t["metric"] == "asr_greedy") & t["model"].isin(models)]
+        rows = [{"model": r.model, "evalset": r.evalset, "greedy_asr": r.value} for r in t.itertuples()]
+    for m in models if not rows else []:
         p = Path(bon_dir) / f"{m}.csv"
         if p.exists():
             b = pd.read_csv(p)
-            if {"evalset", "greedy_asr"} <= set(b.columns):
-                g = b.groupby("evalset", as_index=False)["greedy_asr"].first()
-                rows += [{"model": m, "evalset": r.evalset, "greedy_asr": r.greedy_asr} for r in g.itertuples()]
-    if not rows and Path(main_table).exists():
-        t = pd.read_csv(main_table)
-        if {"model", "evalset", "greedy_asr"} <= set(t.columns):
-            rows = t[["model", "evalset", "greedy_asr"]].to_dict("records")
-        elif {"model", "evalset", "metric", "value"} <= set(t.columns):
-            t = t[t["metric"] == "greedy_asr"]
-            rows = [{"model": r.model, "evalset": r.evalset, "greedy_asr": r.value} for r in t.itertuples()]
+            g = b.groupby("evalset", as_index=False)["greedy_asr"].first()
+            rows += [{"model": m, "evalset": r.evalset, "greedy_asr": r.greedy_asr} for r in g.itertuples()]
     return pd.DataFrame(rows, columns=["model", "evalset", "greedy_asr"]).dropna()
 
 

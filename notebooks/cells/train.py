@@ -24,7 +24,10 @@ batch_size = 32
 max_new_tokens = 48
 n_bootstrap = 1000
 seed = 0
-max_chars = 80"""),
+max_chars = 80
+reasoning_format = None  # {"open_tag", "close_tag"} for reasoning models: the check judges the final answer
+system_prompt = None     # the model's test-time system prompt (the no-context-distillation ablation)
+gpus = 1                 # > 1: train under `accelerate launch --num_processes gpus -m srg.training`"""),
     ("code", """import json
 import time
 from pathlib import Path
@@ -47,7 +50,15 @@ data.groupby("kind").head(2)[["kind", "prompt", "completion"]].map(short)"""),
     ("md", "## Train"),
     ("code", """cfg = training.TrainConfig.from_dict({"method": method, **train_config})
 print(cfg)
-log = training.train(train_jsonl, base_model, out_dir, cfg)
+if gpus > 1:  # many GPUs: the same training code under accelerate, one process per GPU
+    import subprocess
+    cmd = ["accelerate", "launch", "--num_processes", str(gpus), "-m", "srg.training", "--train-jsonl", train_jsonl,
+           "--base-model", base_model, "--out", out_dir, "--config-json", json.dumps(cfg.to_dict())]
+    print(" ".join(cmd[:6]), "...")
+    subprocess.run(cmd, check=True)
+    log = json.loads((Path(out_dir) / "train_log.json").read_text())
+else:
+    log = training.train(train_jsonl, base_model, out_dir, cfg)
 print(f"{log['n_examples']} examples, {log['global_steps']} steps, wall time {log['wall_time_s']:.0f} s, "
       f"final loss {log['final_loss']:.3f}, trainable params {log['trainable_params']:,}")"""),
     ("code", """hist = pd.DataFrame(log["loss_history"], columns=["step", "loss", "lr", "epoch"])
@@ -64,21 +75,27 @@ plt.show()"""),
            "least `min_refusal_gain`."),
     ("code", """if check:
     from srg.generation import HFBackend, Request, SamplingParams
-    from srg.judges import KeywordJudge
+    from srg.judges import KeywordJudge, judge_responses
+    from srg.reasoning import ReasoningFormat
 
     prompts = read_jsonl(check_prompts)
-    backend = HFBackend(str(Path(out_dir) / "merged"), dtype=dtype, batch_size=batch_size)
+    backend = HFBackend(str(Path(out_dir) / "merged"), dtype=dtype, batch_size=batch_size, system_prompt=system_prompt)
     outs = backend.generate([Request(r["prompt"], r["meta"].get("system")) for r in prompts],
                             SamplingParams(n=1, greedy=True, max_new_tokens=max_new_tokens, seed=seed))
     judge = KeywordJudge(resources)
-    trained = np.array([judge.is_refusal(o[0].text) for o in outs], dtype=float)
+    fmt = ReasoningFormat(**reasoning_format) if reasoning_format else None
+    verdicts = judge_responses(judge, [r["prompt"] for r in prompts], [o[0].text for o in outs], fmt)
+    trained = np.array([v.refusal for v in verdicts], dtype=float)
+    if fmt:
+        print(f"malformed (no final answer): {np.mean([v.outcome == 'malformed' for v in verdicts]):.0%}")
     base = {r["prompt_id"]: r["refusal"] for r in read_jsonl(base_judged)}
     base_ref = np.array([base[r["id"]] for r in prompts], dtype=float)
     gain = trained - base_ref
     lo, hi = bon.bootstrap_mean_ci(gain, n_boot=n_bootstrap, seed=seed)
     result = {"method": method, "n_prompts": len(prompts), "refusal_rate": trained.mean(),
               "base_refusal_rate": base_ref.mean(), "gain": gain.mean(), "gain_ci": [lo, hi],
-              "min_refusal_gain": min_refusal_gain, "passed": bool(gain.mean() >= min_refusal_gain)}
+              "min_refusal_gain": min_refusal_gain, "passed": bool(gain.mean() >= min_refusal_gain),
+              "reasoning": bool(fmt), "max_new_tokens": max_new_tokens}
     write_json(check_out, result)
     display(pd.DataFrame([result]).round(3))
     display(pd.DataFrame({"response": [short(o[0].text) for o in outs[:4]]}))

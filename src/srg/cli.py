@@ -66,7 +66,8 @@ def cmd_generate(a) -> None:
 
 
 def cmd_judge(a) -> None:
-    from srg.judges import make_judge
+    from srg.judges import judge_responses, make_judge
+    from srg.reasoning import ReasoningFormat
 
     p = json.loads(a.params)
     prompts = {r["id"]: r["prompt"] for r in read_jsonl(a.prompts)}
@@ -75,7 +76,8 @@ def cmd_judge(a) -> None:
     if missing:
         raise ValueError(f"{a.generations}: prompt ids not in {a.prompts}: {missing[:5]}")
     judge = make_judge(p["name"], resources=a.resources, **p.get("options", {}))
-    verdicts = judge.judge([prompts[g["prompt_id"]] for g in gens], [g["response"] for g in gens])
+    fmt = ReasoningFormat(**p["reasoning"]) if p.get("reasoning") else None
+    verdicts = judge_responses(judge, [prompts[g["prompt_id"]] for g in gens], [g["response"] for g in gens], fmt)
     rows = [{"prompt_id": g["prompt_id"], "sample": g["sample"], "judge": judge.name,
              "refusal": v.refusal, "unsafe": v.unsafe, "outcome": v.outcome}
             for g, v in zip(gens, verdicts)]
@@ -96,6 +98,18 @@ def cmd_rt_data(a) -> None:
     write_jsonl(a.out, rows)
     write_json(a.stats, stats)
     print(json.dumps(stats))
+
+
+def cmd_teacher_prompts(a) -> None:
+    from srg.reasoning import ReasoningFormat
+    from srg.synthesis import load_guidelines, select, subsample, teacher_records
+
+    p = json.loads(a.params)
+    guidelines = select(load_guidelines(p["file"]), p["guidelines"])
+    rows = subsample(read_jsonl(a.rt_data), p["per_kind"])
+    records = teacher_records(rows, guidelines, p["teacher_queries"], ReasoningFormat(**p["format"]))
+    write_jsonl(a.out, records)
+    print(f"{a.out}: {len(records)} teacher prompts, guidelines {[g.id for g in guidelines] or 'none (plain)'}")
 
 
 def _chat_fn(model_path: str, backend_options: dict, max_new_tokens: int):
@@ -193,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("fragments", nargs="+")
     s.set_defaults(fn=cmd_claims)
+
+    s = sub.add_parser("teacher-prompts", help="build the synthesis teacher's prompts")
+    for k in ("rt-data", "out", "params"):
+        s.add_argument(f"--{k}", required=True)
+    s.set_defaults(fn=cmd_teacher_prompts)
 
     s = sub.add_parser("rt-data", help="build the refusal-training set")
     for k in ("harmful", "benign", "benign-generations", "out", "stats", "params", "resources"):

@@ -88,6 +88,7 @@ def validate(cfg: dict, schema: dict | None = None) -> dict:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_format_error(e, schema) for e in errors))
     _check_evalsets(full)
     _check_names(full)
+    _check_srg(full)
     return full
 
 
@@ -131,6 +132,44 @@ def _check_evalsets(cfg: dict) -> None:
             if role in spec and spec[role] not in ("base", *cfg["models"]):
                 raise ConfigError(f"config key 'evalsets.{name}.{role}': {spec[role]!r} is not a model of this "
                                   f"run; allowed values: {sorted({'base', *cfg['models']})}")
+
+
+def _guidelines_path(cfg: dict) -> Path:
+    p = Path(cfg["guidelines"]["file"])
+    return p if p.is_absolute() or p.exists() else REPO_ROOT / p
+
+
+def evaluated_models(cfg: dict) -> list[str]:
+    """Every model the evaluation covers: ``models`` then each ablation (when srg is a model)."""
+    return list(cfg["models"]) + (list(cfg["ablations"]) if "srg" in cfg["models"] else [])
+
+
+def _check_srg(cfg: dict) -> None:
+    """Model lists are subsets of the run's models; guideline ids exist; ablations need srg."""
+    from srg.synthesis import load_guidelines, make_variant
+
+    everything = evaluated_models(cfg)
+    for key in ("bon", "probing"):
+        bad = [m for m in cfg[key]["models"] if m not in everything]
+        if bad:
+            raise ConfigError(f"config key '{key}.models': {bad} not among this run's models {everything}")
+    if cfg["ablations"] and "srg" not in cfg["models"]:
+        raise ConfigError("config key 'ablations': ablations are compared with full SRG; add 'srg' to 'models'")
+    sets = ["id_eval", "overrefusal", "helpfulness", *cfg["evalsets"]]
+    bad = [e for e in cfg["evaluation"]["ablation_evalsets"] or [] if e not in sets]
+    if bad:
+        raise ConfigError(f"config key 'evaluation.ablation_evalsets': unknown eval sets {bad}; allowed: {sets}")
+    if "srg" not in cfg["models"]:
+        return
+    path = _guidelines_path(cfg)
+    try:
+        ids = [g.id for g in load_guidelines(path)]
+        make_variant("srg", ids, cfg["guidelines"]["use"])
+        for name, spec in cfg["ablations"].items():
+            make_variant(name, ids, spec.get("guidelines") if spec.get("guidelines") is not None
+                         else cfg["guidelines"]["use"], spec.get("drop", []))
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"config key 'guidelines'/'ablations': {exc}") from exc
 
 
 def register_check(fn):
