@@ -120,9 +120,18 @@ def generation_gpus():
     return CFG["generation"]["tensor_parallel_size"] if CFG["generation"]["backend"] == "vllm" else 0
 
 
-def papermill(nb_name):
-    """Shell command that executes notebooks/<nb_name>.ipynb with the rule's JSON params."""
-    return (f"papermill {NOTEBOOKS}/{nb_name}.ipynb {{output.nb}} -k python3 --log-output "
+def model_job_gpus():
+    """GPUs of a job that loads one torch model onto one device (`cuda` when available:
+    hidden_states, answer_loglik, an hf teacher): 1 where generation runs on GPUs (vllm), else 0."""
+    return 1 if CFG["generation"]["backend"] == "vllm" else 0
+
+
+def papermill(nb_name, pin=False):
+    """Shell command that executes notebooks/<nb_name>.ipynb with the rule's JSON params.
+
+    pin: the rule declares a `gpu` resource; prefix GPU_PIN (nothing unless compute.pin_gpus).
+    """
+    return (GPU_PIN if pin else "") + (f"papermill {NOTEBOOKS}/{nb_name}.ipynb {{output.nb}} -k python3 --log-output "
             "-y {params.nb:q} > {log} 2>&1")
 
 
@@ -133,3 +142,10 @@ def job_threads():
 
 # Prefix for shell commands of model jobs: torch/OpenMP use exactly the rule's threads.
 THREADS_ENV = "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+
+# Prefix for the command of every rule that declares a `gpu` resource (after THREADS_ENV):
+# `python -m srg.gpus` claims that many free GPUs (flock'ed lock files, shared by every job on the
+# machine), sets CUDA_VISIBLE_DEVICES for the command and frees them when it exits. Snakemake's
+# `--resources gpu=N` only counts GPUs. Off ("") by default, so that shell commands, and with them
+# Snakemake's code rerun trigger, stay byte-identical; config/paper.yaml turns it on.
+GPU_PIN = "python -m srg.gpus --n {resources.gpu} -- " if CFG["compute"]["pin_gpus"] else ""

@@ -34,12 +34,13 @@ rule answer_loglik:
     threads: job_threads()
     resources:
         mem_mb=4000,
+        gpu=model_job_gpus(),
     log:
         f"{RESULTS}/logs/answer_loglik/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/answer_loglik/{{model}}.tsv"
     shell:
-        THREADS_ENV + "python -m srg.helpfulness --prompts {input.prompts} --model-path {params.model_path} "
+        THREADS_ENV + GPU_PIN + "python -m srg.helpfulness --prompts {input.prompts} --model-path {params.model_path} "
         "--model {wildcards.model} {params.gens} --out {output} --params {params.p:q} > {log} 2>&1"
 
 

@@ -23,6 +23,6 @@ rule generate:
     benchmark:
         f"{RESULTS}/benchmarks/generate/{{model}}/{{evalset}}.{{mode}}.tsv"
     shell:
-        THREADS_ENV + "python -m srg generate --prompts {input.prompts} --out {output} --model {wildcards.model} "
+        THREADS_ENV + GPU_PIN + "python -m srg generate --prompts {input.prompts} --out {output} --model {wildcards.model} "
         "--model-path {params.model_path} --evalset {wildcards.evalset} --mode {wildcards.mode} "
         "--params {params.gen:q} > {log} 2>&1"

@@ -18,7 +18,7 @@ rule judge:
     benchmark:
         f"{RESULTS}/benchmarks/judge/{{model}}/{{evalset}}.{{mode}}.tsv"
     shell:
-        "python -m srg judge --prompts {input.prompts} --generations {input.generations} "
+        GPU_PIN + "python -m srg judge --prompts {input.prompts} --generations {input.generations} "
         "--out {output} --params {params.judge:q} --resources {RES} > {log} 2>&1"
 
 
@@ -46,5 +46,5 @@ if EXTRA_JUDGES:
         benchmark:
             f"{RESULTS}/benchmarks/judge_extra/{{judge}}/{{model}}/{{evalset}}.{{mode}}.tsv"
         shell:
-            "python -m srg judge --prompts {input.prompts} --generations {input.generations} "
+            GPU_PIN + "python -m srg judge --prompts {input.prompts} --generations {input.generations} "
             "--out {output} --params {params.judge:q} --resources {RES} > {log} 2>&1"

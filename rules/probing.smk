@@ -40,12 +40,13 @@ rule hidden_states:
     threads: job_threads()
     resources:
         mem_mb=6000,
+        gpu=model_job_gpus(),
     log:
         f"{RESULTS}/logs/hidden_states/{{model}}/{{evalset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/hidden_states/{{model}}/{{evalset}}.tsv"
     shell:
-        THREADS_ENV + "python -m srg.hidden_states --prompts {input.prompts} --model-path {params.model_path} "
+        THREADS_ENV + GPU_PIN + "python -m srg.hidden_states --prompts {input.prompts} --model-path {params.model_path} "
         "--model {wildcards.model} --out {output} --params {params.hs:q} > {log} 2>&1"
 
 

@@ -42,6 +42,15 @@ def teacher_model_input(wildcards):
     return [BASE.path] if BASE.converted_from else []
 
 
+def teacher_gpus():
+    """GPUs of the teacher job: a local vllm teacher's tensor_parallel_size (default 1); an hf
+    teacher is one torch model (model_job_gpus); an API teacher needs none."""
+    t = CFG["synthesis"]["teacher"]
+    if t["backend"] == "vllm":
+        return int(t["options"].get("tensor_parallel_size", 1))
+    return model_job_gpus() if t["backend"] == "hf" else 0
+
+
 def teacher_generation_params():
     s, t, g = CFG["synthesis"], CFG["synthesis"]["teacher"], CFG["generation"]
     opts = {"dtype": CFG["model"]["dtype"], "batch_size": g["batch_size"],
@@ -92,12 +101,13 @@ if VARIANTS:
         threads: job_threads()
         resources:
             mem_mb=6000,
+            gpu=teacher_gpus(),
         log:
             f"{RESULTS}/logs/teacher_generate/{{tkey}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/teacher_generate/{{tkey}}.tsv"
         shell:
-            THREADS_ENV + "python -m srg generate --prompts {input.prompts} --out {output} --model teacher "
+            THREADS_ENV + GPU_PIN + "python -m srg generate --prompts {input.prompts} --out {output} --model teacher "
             "--model-path {params.model_path} --evalset synthesis-{wildcards.tkey} --mode teacher "
             "--params {params.gen:q} > {log} 2>&1"
 

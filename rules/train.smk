@@ -76,4 +76,4 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{method}}.tsv"
     shell:
-        papermill("train")
+        papermill("train", pin=True)
