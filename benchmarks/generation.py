@@ -75,10 +75,12 @@ def loadavg() -> list[float] | None:
         return None
 
 
-def batches_like_backend(encoded: list[list[int]], rows_per_batch: int) -> list[list[list[int]]]:
-    """The batches HFBackend.generate forms: longest first, consecutive slices."""
+def batches_like_backend(encoded: list[list[int]], rows_per_batch: int, ratio: float) -> list[list[list[int]]]:
+    """The batches HFBackend.generate forms: longest first, length buckets (srg.generation.length_buckets)."""
+    from srg.generation import length_buckets
+
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-    return [[encoded[i] for i in order[s:s + rows_per_batch]] for s in range(0, len(order), rows_per_batch)]
+    return [[encoded[order[i]] for i in b] for b in length_buckets([len(encoded[i]) for i in order], rows_per_batch, ratio)]
 
 
 def left_pad(batch: list[list[int]], pad: int):
@@ -97,14 +99,14 @@ def padding_stats(batches: list[list[list[int]]]) -> dict:
 
 
 def decode_slots(comps: list, batch_sizes: list[int], max_new: int) -> dict:
-    """Rows x steps the generate loop actually ran vs. real tokens (EOS-finished rows keep decoding pad)."""
+    """Row-steps the decode loop ran vs. real tokens (a row leaves the batch at its EOS)."""
     i, slots, steps = 0, 0, []
     for bs in batch_sizes:
         rows = comps[i:i + bs]
         i += bs
-        s = min(max_new, max(c.n_tokens + (1 if c.finished else 0) for c in rows))
-        steps.append(s)
-        slots += s * bs
+        s = [min(max_new, c.n_tokens + (1 if c.finished else 0)) for c in rows]
+        steps.append(max(s))
+        slots += sum(s)
     real = sum(c.n_tokens for c in comps)
     return {"decode_steps_per_batch": steps, "row_steps": slots, "real_tokens": real,
             "post_eos_waste_fraction": round((slots - real) / slots, 4) if slots else 0.0}
@@ -232,7 +234,7 @@ def main(argv=None) -> dict:
     backend.generate(reqs[:2], SamplingParams(max_new_tokens=4))
 
     encoded = backend._encode(reqs)
-    batches = batches_like_backend(encoded, B)
+    batches = batches_like_backend(encoded, B, backend.bucket_ratio)
     pad = padding_stats(batches)
 
     # 1. the backend, greedy

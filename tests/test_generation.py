@@ -86,3 +86,32 @@ def test_shard_key_changes_with_sampling(tmp_path, model_dir):
     a = _job(tmp_path, model_dir, n=2)
     b = _job(tmp_path, model_dir, n=3)
     assert g.shard_dir(a) != g.shard_dir(b)
+
+
+def test_length_buckets_bound_padding():
+    lengths = [100, 90, 80, 50, 45, 10, 9]
+    assert g.length_buckets(lengths, 32, 0.0) == [[0, 1, 2, 3, 4, 5, 6]]
+    assert g.length_buckets(lengths, 3, 0.0) == [[0, 1, 2], [3, 4, 5], [6]]
+    b = g.length_buckets(lengths, 32, 0.6)
+    assert b == [[0, 1, 2], [3, 4], [5, 6]]
+    for batch in b:  # every row is at least 60% real tokens
+        assert min(lengths[i] for i in batch) >= 0.6 * lengths[batch[0]]
+
+
+def test_pick_tokens_filters():
+    import torch
+    logits = torch.tensor([[0.0, 1.0, 5.0, 4.9]])
+    assert g.pick_tokens(logits, g.SamplingParams()).item() == 2
+    torch.manual_seed(0)
+    top1 = {g.pick_tokens(logits, g.SamplingParams(n=2, greedy=False, top_k=1)).item() for _ in range(20)}
+    assert top1 == {2}
+    # top_p 0.5: only the most likely token is in the nucleus (p(2) > 0.5 here)
+    nucleus = {g.pick_tokens(logits, g.SamplingParams(n=2, greedy=False, top_p=0.5)).item() for _ in range(50)}
+    assert nucleus == {2}
+    wide = {g.pick_tokens(logits, g.SamplingParams(n=2, greedy=False, top_p=0.99)).item() for _ in range(200)}
+    assert {2, 3} <= wide and 0 not in wide
+
+
+def test_finished_rows_report_eos(backend):
+    out = backend.generate([g.Request("Say only: yes")], g.SamplingParams(max_new_tokens=64))[0][0]
+    assert out.finished == (out.n_tokens < 64)

@@ -85,13 +85,14 @@ def make_backend(name: str, **kwargs) -> Backend:
 
 @register_backend("hf")
 class HFBackend:
-    """transformers backend: batched, left-padded, length-sorted, KV-cached, shared prefill."""
+    """transformers backend: length-bucketed batches, left padding, KV cache, shared prefill for n
+    samples, and a decode loop that drops rows as they finish."""
 
     name = "hf"
 
     def __init__(self, model_path: str, dtype: str = "bfloat16", batch_size: int = 32,
                  max_prompt_tokens: int = 1024, system_prompt: str | None = None,
-                 threads: int = 0, model=None, tokenizer=None):
+                 threads: int = 0, model=None, tokenizer=None, bucket_ratio: float = 0.6):
         import torch
 
         from srg import models
@@ -103,6 +104,7 @@ class HFBackend:
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
         self.default_system = system_prompt
+        self.bucket_ratio = bucket_ratio  # see length_buckets
         self.truncated = 0
 
     def _encode(self, requests: Sequence[Request]) -> list[list[int]]:
@@ -123,11 +125,11 @@ class HFBackend:
 
         encoded = self._encode(requests)
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        prompts_per_batch = max(1, self.batch_size // params.n)
         results: list[list[Completion] | None] = [None] * len(encoded)
-        for start in range(0, len(order), prompts_per_batch):
-            idx = order[start:start + prompts_per_batch]
-            torch.manual_seed(params.seed * 1_000_003 + start)
+        for b, idx in enumerate(length_buckets([len(encoded[i]) for i in order], max(1, self.batch_size // params.n),
+                                               self.bucket_ratio)):
+            idx = [order[i] for i in idx]
+            torch.manual_seed(params.seed * 1_000_003 + b)
             outs = self._generate_batch([encoded[i] for i in idx], params)
             for i, comps in zip(idx, outs):
                 results[i] = comps
@@ -136,45 +138,87 @@ class HFBackend:
         return results  # type: ignore[return-value]
 
     def _generate_batch(self, batch_ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        """Prefill once, repeat the cache n times, then decode only rows that have not hit EOS.
+
+        Finished rows leave the batch (their KV cache rows are dropped), so no step is spent on
+        padding after EOS; for n > 1 each prompt is prefilled once.
+        """
         import torch
 
         from srg.models import left_pad
 
         tok, model = self.tokenizer, self.model
-        pad = tok.pad_token_id
-        input_ids, mask = left_pad(batch_ids, pad, model.device)
-        width = input_ids.shape[1]
-        kwargs = dict(max_new_tokens=params.max_new_tokens, pad_token_id=pad,
-                      eos_token_id=model.generation_config.eos_token_id)
-        if params.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p,
-                          top_k=params.top_k)
-        with torch.inference_mode():
-            if params.n > 1 and width > 1:
-                # Prefill each distinct prompt once, then repeat its KV cache n times.
-                pos = (mask.cumsum(-1) - 1).clamp(min=0)
-                pre = model(input_ids=input_ids[:, :-1], attention_mask=mask[:, :-1],
-                            position_ids=pos[:, :-1], use_cache=True)
-                cache = pre.past_key_values
-                cache.batch_repeat_interleave(params.n)
-                input_ids = input_ids.repeat_interleave(params.n, 0)
-                mask = mask.repeat_interleave(params.n, 0)
-                kwargs["past_key_values"] = cache
-            out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
-        new = out[:, width:].cpu()
-        eos = kwargs["eos_token_id"]
+        eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
-        comps = []
-        for row in new.tolist():
-            n_tok, finished = len(row), False
-            for j, t in enumerate(row):
-                if t in eos_ids:
-                    n_tok, finished = j, True
+        input_ids, mask = left_pad(batch_ids, tok.pad_token_id, model.device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        n = params.n
+        with torch.inference_mode():
+            out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            next_pos = pos[:, -1] + 1
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+                logits, mask, next_pos = (x.repeat_interleave(n, 0) for x in (logits, mask, next_pos))
+            rows = logits.shape[0]
+            active = torch.arange(rows, device=model.device)
+            generated: list[list[int]] = [[] for _ in range(rows)]
+            finished = [False] * rows
+            for step in range(params.max_new_tokens):
+                picked = pick_tokens(logits, params)
+                keep = []
+                for j, (r, t) in enumerate(zip(active.tolist(), picked.tolist())):
+                    if t in eos_ids:
+                        finished[r] = True
+                    else:
+                        generated[r].append(t)
+                        keep.append(j)
+                if not keep or step == params.max_new_tokens - 1:
                     break
-            comps.append(Completion(tok.decode(row[:n_tok], skip_special_tokens=True).strip(), n_tok, finished))
-        return [comps[i * params.n:(i + 1) * params.n] for i in range(len(batch_ids))]
+                if len(keep) < len(active):
+                    sel = torch.tensor(keep, device=model.device)
+                    cache.batch_select_indices(sel)
+                    active, mask, next_pos, picked = active[sel], mask[sel], next_pos[sel], picked[sel]
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+                out = model(input_ids=picked[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                            past_key_values=cache, use_cache=True)
+                logits, next_pos = out.logits[:, -1, :], next_pos + 1
+        comps = [Completion(tok.decode(g, skip_special_tokens=True).strip(), len(g), f)
+                 for g, f in zip(generated, finished)]
+        return [comps[i * n:(i + 1) * n] for i in range(len(batch_ids))]
+
+
+def length_buckets(lengths: Sequence[int], max_rows: int, ratio: float = 0.0) -> list[list[int]]:
+    """Split positions of a length-sorted (descending) list into batches of at most ``max_rows``.
+
+    A new batch also starts when a prompt is shorter than ``ratio`` x the batch's longest, so
+    left padding stays below 1 - ratio of each row (``ratio`` 0 = fixed-size batches).
+    """
+    batches: list[list[int]] = []
+    for i, n in enumerate(lengths):
+        if not batches or len(batches[-1]) >= max_rows or n < ratio * lengths[batches[-1][0]]:
+            batches.append([])
+        batches[-1].append(i)
+    return batches
+
+
+def pick_tokens(logits, params: SamplingParams):
+    """Next token per row: argmax (greedy), else temperature, top-k and top-p (nucleus) sampling."""
+    import torch
+
+    if params.greedy:
+        return logits.argmax(-1)
+    scores = logits.float() / params.temperature
+    if params.top_k and params.top_k < scores.shape[-1]:
+        kth = torch.topk(scores, params.top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if params.top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+        probs = sorted_scores.softmax(-1)
+        outside = probs.cumsum(-1) - probs >= params.top_p  # tokens after the nucleus is full
+        sorted_scores = sorted_scores.masked_fill(outside, float("-inf"))
+        scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
+    return torch.multinomial(scores.softmax(-1), 1)[:, 0]
 
 
 # --- sharded, resumable runs -------------------------------------------------------------------
