@@ -111,9 +111,8 @@ def teacher_prompt(query: str, guidelines: Sequence[Guideline], fmt: ReasoningFo
 def guideline_system_prompt(guidelines: Sequence[Guideline], fmt: ReasoningFormat = ReasoningFormat()) -> str:
     """System prompt of the no-context-distillation ablation (guidelines kept at train and test time)."""
     lines = "\n".join(f"- {g.instruction}" for g in guidelines)
-    return ("You are a helpful and safe assistant. Before answering, think about the request from each "
-            f"of these perspectives:\n{lines}\nWrite your thinking between {fmt.open_tag} and "
-            f"{fmt.close_tag}, then the final answer.")
+    return (f"Before answering, consider:\n{lines}\nThink between {fmt.open_tag} and {fmt.close_tag}, "
+            "then answer.")
 
 
 def short_request(query: str, n_words: int) -> str:
