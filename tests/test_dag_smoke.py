@@ -157,3 +157,16 @@ def test_extra_judge_is_wired_into_the_evaluation(tmp_path):
     proc = _snakemake(tmp_path, cfg, "-n", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {"judge_extra", "judge_agreement", "evaluation"} <= _planned_jobs(proc.stdout + proc.stderr)
+
+
+@pytest.mark.slow
+def test_report_builds_with_every_stage(smoke_run):
+    """`snakemake --report` makes one HTML with the SRG figures and the executed notebooks."""
+    work, cfg, _ = smoke_run
+    out = work / "results" / "report.html"
+    proc = _snakemake(work, cfg, "--report", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text(errors="replace")
+    for name in ("ablations.png", "bon_srg_vs_rt.png", "main_asr.png", "bon_curves.png", "evaluation.html",
+                 "guideline_synthesis_srg.html", "provenance.json"):
+        assert name in html, name
