@@ -6,11 +6,17 @@ def judged(models, evalsets, modes=("greedy", "sample")):
     return [f"{RESULTS}/judgements/{m}/{e}.{mode}.jsonl" for m in models for e in evalsets for mode in modes]
 
 
+def bon_evalsets(model):
+    """The harmful eval sets a BoN model is sampled on: bon.evalsets[model], else all (in EVALSETS order)."""
+    chosen = CFG["bon"]["evalsets"].get(model)
+    return [e for e in EVALSETS if chosen is None or e in chosen]
+
+
 rule bon_analysis:
     """notebooks/bon_analysis.ipynb: ASR@N curves with CIs, results/bon/<model>.csv, C1 claims."""
     input:
         notebook=NOTEBOOKS / "bon_analysis.ipynb",
-        judged=judged(CFG["bon"]["models"], EVALSETS),
+        judged=[p for m in CFG["bon"]["models"] for p in judged([m], bon_evalsets(m))],
     output:
         nb=f"{RESULTS}/notebooks/bon_analysis.ipynb",
         fig=report(f"{RESULTS}/figures/bon_curves.png", caption="../report/bon_curves.rst", category="Figures",
@@ -20,6 +26,7 @@ rule bon_analysis:
     params:
         nb=as_json({
             "results_dir": RESULTS, "models": CFG["bon"]["models"], "evalsets": EVALSETS, "ood_evalsets": OOD_SETS,
+            "model_evalsets": {m: bon_evalsets(m) for m in CFG["bon"]["models"]},
             "n": CFG["bon"]["n"], "temperature": CFG["bon"]["temperature"], "top_p": CFG["bon"]["top_p"],
             "n_bootstrap": CFG["bon"]["n_bootstrap"], "ci": CFG["bon"]["ci"], "seed": CFG["seed"],
             "figure": f"{RESULTS}/figures/bon_curves.png", "claims_out": f"{RESULTS}/claims/c1.json",

@@ -84,6 +84,8 @@ def test_smoke_outputs(smoke_run):
     import pandas as pd
     bon = pd.read_csv(r / "bon/rt.csv")
     assert set(bon["N"]) == {1, 2, 3, 4} and {"id_eval", "pair", "jailbreakchat"} <= set(bon["evalset"])
+    assert set(pd.read_csv(r / "bon/srg.csv")["evalset"]) == {"id_eval", "base64"}  # bon.evalsets.srg
+    assert not (r / "generations/srg/pasttense.sample.jsonl").exists()
     main = pd.read_csv(r / "tables/main.csv")
     assert list(main.columns) == ["model", "evalset", "metric", "value", "ci_low", "ci_high", "n"]
     assert {"base", "rt", "srg", "srg_no_cd", "srg_minus_framing"} == set(main["model"])

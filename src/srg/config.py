@@ -153,6 +153,13 @@ def _check_srg(cfg: dict) -> None:
         bad = [m for m in cfg[key]["models"] if m not in everything]
         if bad:
             raise ConfigError(f"config key '{key}.models': {bad} not among this run's models {everything}")
+    harmful = ["id_eval", *cfg["evalsets"]]
+    for m, sets in cfg["bon"]["evalsets"].items():
+        if m not in cfg["bon"]["models"]:
+            raise ConfigError(f"config key 'bon.evalsets.{m}': {m!r} is not in bon.models {cfg['bon']['models']}")
+        bad = [e for e in sets if e not in harmful]
+        if bad:
+            raise ConfigError(f"config key 'bon.evalsets.{m}': unknown eval sets {bad}; allowed: {harmful}")
     if cfg["ablations"] and "srg" not in cfg["models"]:
         raise ConfigError("config key 'ablations': ablations are compared with full SRG; add 'srg' to 'models'")
     sets = ["id_eval", "overrefusal", "helpfulness", *cfg["evalsets"]]
