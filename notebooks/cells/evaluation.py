@@ -8,7 +8,7 @@ CELLS = [
            "conservatively, as unsafe on harmful sets). Judge-free helpfulness proxies: the non-refusal "
            "rate on benign MT-Bench prompts and the log-likelihood of MT-Bench reference answers. Every "
            "number has a bootstrap CI over prompts; differences between models are paired by prompt.\n\n"
-           "**Scale caveat.** Embedded default: a 135M model, a keyword judge, 24 prompts per set, and "
+           "**Scale caveat.** Embedded default: a 135M model, a keyword judge, 20 prompts per set, and "
            "synthesis data that (see the synthesis notebooks) come almost entirely from the labelled "
            "template fallback because the 135M teacher does not follow the format. Read the numbers as a "
            "test of the pipeline and of direction, not as a replication of the paper's effect sizes."),

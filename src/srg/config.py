@@ -162,7 +162,7 @@ def _check_srg(cfg: dict) -> None:
             raise ConfigError(f"config key 'bon.evalsets.{m}': unknown eval sets {bad}; allowed: {harmful}")
     if cfg["ablations"] and "srg" not in cfg["models"]:
         raise ConfigError("config key 'ablations': ablations are compared with full SRG; add 'srg' to 'models'")
-    sets = ["id_eval", "overrefusal", "helpfulness", *cfg["evalsets"]]
+    sets = [*harmful, "overrefusal", "helpfulness"]
     bad = [e for e in cfg["evaluation"]["ablation_evalsets"] or [] if e not in sets]
     if bad:
         raise ConfigError(f"config key 'evaluation.ablation_evalsets': unknown eval sets {bad}; allowed: {sets}")
