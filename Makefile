@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
+# CONFIG=path/to/run.yaml runs another complete config; it is checked first (file and line of a
+# YAML error, the schema, prompt files, API-key variables), since Snakemake's own YAML message names neither.
+CONFIG ?=
+CONFIG_ARG := $(if $(CONFIG),--configfile $(CONFIG),)
+
 reproduce: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+	$(BIN)/python -m srg check-config $(CONFIG)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) $(CONFIG_ARG)
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
@@ -39,4 +45,5 @@ report: $(STAMP)
 	@echo "report: results/report.html"
 
 dry-run: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n
+	$(BIN)/python -m srg check-config $(CONFIG)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n $(CONFIG_ARG)

@@ -9,14 +9,11 @@ import srg.config as srg_config
 from srg import sources as srg_sources
 from srg.models import base_model_ref
 
-if "name" not in config:  # no --configfile: the embedded default, with any --config overrides on top
-    import yaml
-
-    with open(Path(workflow.basedir) / "config" / "default.yaml") as _fh:
-        config = srg_config.deep_merge(yaml.safe_load(_fh), dict(config))
-
 try:
-    CFG = srg_config.validate(dict(config))
+    CFG = srg_config.validate(srg_config.resolve_run_config(
+        dict(config), [str(f) for f in workflow.config_settings.configfiles],
+        Path(workflow.basedir) / "config" / "default.yaml"))
+    srg_config.check_environment(CFG)
 except srg_config.ConfigError as exc:
     raise WorkflowError(str(exc))
 

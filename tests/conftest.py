@@ -46,3 +46,35 @@ def model_dir(resources) -> Path:
     if not (out / "config.json").exists():
         models.convert_gguf("smollm2_gguf", resources, out)
     return out
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
+
+
+def _save_tiny_llama(out: Path, tokenizer_from: Path, seed: int = 0) -> Path:
+    """A tiny random Llama (hidden 32, 2 layers) with the SmolLM2 tokenizer and chat template of
+    ``tokenizer_from``, saved to ``out``; ``seed`` stands for a (re)training run."""
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        if (tokenizer_from / name).is_file():
+            shutil.copy2(tokenizer_from / name, out / name)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template, "tokenizer has no chat template"
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=512,
+                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def save_tiny_llama(model_dir):
+    """``save(out, seed=0)``: write a tiny random Llama with the default model's tokenizer to ``out``."""
+    return lambda out, seed=0: _save_tiny_llama(Path(out), model_dir, seed)

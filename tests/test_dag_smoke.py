@@ -7,6 +7,7 @@ content-pinned resources (wheels, converted model) are reused.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,12 +34,16 @@ def _config(tmp_path: Path, resources: Path, **overrides) -> Path:
     return path
 
 
-def _snakemake(workdir: Path, configfile: Path, *extra: str) -> subprocess.CompletedProcess:
-    env_path = f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}"
+def _snakemake(workdir: Path, configfile: Path | None, *extra: str, env: dict | None = None,
+               **popen) -> subprocess.CompletedProcess:
+    """Run snakemake on ``configfile`` (None: no --configfile); ``env`` entries set (None: unset)."""
+    environ = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    for k, v in (env or {}).items():
+        environ.pop(k, None) if v is None else environ.__setitem__(k, v)
+    cfg = ["--configfile", str(configfile)] if configfile is not None else []
     return subprocess.run(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile),
-         "--cores", "2", *extra],
-        capture_output=True, text=True, env={**__import__("os").environ, "PATH": env_path})
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *cfg, "--cores", "2", *extra],
+        capture_output=True, text=True, env=environ, **popen)
 
 
 def _planned_jobs(dry_run_output: str) -> set[str]:
@@ -136,10 +141,17 @@ def test_changed_sampling_parameter_reruns_downstream_only(smoke_run, tmp_path):
     ({"ablations.srg_x": {"drop": ["nope"]}}, "unknown guideline ids in drop: ['nope']"),
     ({"bon.models": ["rt", "ghost"]}, "'bon.models': ['ghost'] not among this run's models"),
     ({"guidelines.file": "missing.yaml"}, "missing.yaml not found (config key guidelines.file)"),
+    ({"evalsets.caesar": {"attack": "caesar", "options": {"shift": "three"}}},
+     "'evalsets.caesar.options' (attack 'caesar'): option 'shift' must be int, got 'three'"),
+    ({"evalsets.mine": {"attack": "none", "file": "empty.jsonl"}},
+     "config key 'evalsets.mine.file': prompt file empty.jsonl has no records"),
+    ({"judge.agreement_with": ["llm"], "judge.api_key_env": "SRG_TEST_UNSET_KEY"},
+     "environment variable(s) not set: SRG_TEST_UNSET_KEY (named by config key 'judge.api_key_env')"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, override, needle):
+    (tmp_path / "empty.jsonl").write_text("")
     cfg = _config(tmp_path, REPO / "resources", **override)
-    proc = _snakemake(tmp_path, cfg, "-n")
+    proc = _snakemake(tmp_path, cfg, "-n", env={"SRG_TEST_UNSET_KEY": None})
     assert proc.returncode != 0
     assert needle in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
@@ -147,7 +159,8 @@ def test_bad_config_fails_before_any_job(tmp_path, override, needle):
 
 def test_paper_config_dry_runs_without_gpu(tmp_path):
     """config/paper.yaml builds its whole DAG (8B model, vLLM, Llama-Guard-3 + agreement, teacher) here."""
-    proc = _snakemake(tmp_path, REPO / "config" / "paper.yaml", "-n", "--quiet", "rules")
+    proc = _snakemake(tmp_path, REPO / "config" / "paper.yaml", "-n", "--quiet", "rules",
+                      env={"OPENAI_API_KEY": "placeholder-not-a-key"})  # the teacher's key must be set
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     jobs = _planned_jobs(proc.stdout + proc.stderr)
     assert {"teacher_generate", "synthesis", "train", "generate", "judge", "judge_extra", "judge_agreement",
@@ -156,7 +169,7 @@ def test_paper_config_dry_runs_without_gpu(tmp_path):
 
 def test_extra_judge_is_wired_into_the_evaluation(tmp_path):
     cfg = _config(tmp_path, REPO / "resources", **{"judge.agreement_with": ["llm"]})
-    proc = _snakemake(tmp_path, cfg, "-n", "--quiet", "rules")
+    proc = _snakemake(tmp_path, cfg, "-n", "--quiet", "rules", env={"OPENAI_API_KEY": "placeholder-not-a-key"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {"judge_extra", "judge_agreement", "evaluation"} <= _planned_jobs(proc.stdout + proc.stderr)
 
@@ -172,3 +185,66 @@ def test_report_builds_with_every_stage(smoke_run):
     for name in ("ablations.png", "bon_srg_vs_rt.png", "main_asr.png", "bon_curves.png", "evaluation.html",
                  "guideline_synthesis_srg.html", "provenance.json"):
         assert name in html, name
+
+
+def test_paper_config_without_its_api_key_stops_at_dag_start(tmp_path):
+    proc = _snakemake(tmp_path, REPO / "config" / "paper.yaml", "-n", env={"OPENAI_API_KEY": None})
+    assert proc.returncode != 0
+    assert "OPENAI_API_KEY (named by config key 'synthesis.teacher.options.api_key_env')" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_config_file_without_name_is_refused_not_merged(tmp_path):
+    cfg = tmp_path / "partial.yaml"
+    cfg.write_text("seed: 3\n")
+    proc = _snakemake(tmp_path, cfg, "-n")
+    assert proc.returncode != 0
+    assert f"config file {cfg} has no 'name' key" in proc.stdout + proc.stderr
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nseed: [1, 2\nbon: {n: 4}\n")
+    proc = subprocess.run([sys.executable, "-m", "srg", "check-config", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"config file {bad}, line 3, column 4: not valid YAML" in proc.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_mid_generation_loses_no_finished_work(tmp_path, resources, model_dir):
+    """SIGKILL the whole DAG while a generation job writes shards; the rerun reuses them as they are."""
+    import signal
+    import time
+
+    from srg.io import read_jsonl
+
+    cfg = _config(tmp_path, resources, **{"generation.shard_size": 2})
+    target = "results/generations/base/train_benign.answer.jsonl"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(cfg),
+           "--cores", "2", target]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    pattern = ".train_benign.answer.jsonl.shards-*/*.jsonl"
+    gen_dir = tmp_path / "results" / "generations" / "base"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not list(gen_dir.glob(pattern)):
+        time.sleep(0.1)
+    assert proc.poll() is None, "the job finished (or failed) before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / target).exists()
+    shards = sorted(gen_dir.glob(pattern))
+    assert shards, "no finished shard at kill time"
+    saved = b"".join(p.read_bytes() for p in shards)
+    assert [p.name for p in shards] == [f"{i:05d}.jsonl" for i in range(len(shards))]
+    for f in (tmp_path / "results").rglob("*.jsonl"):  # nothing partial or corrupt under a final name
+        read_jsonl(f)
+    # a killed Snakemake leaves its lock behind: --unlock (README, troubleshooting), then rerun
+    assert _snakemake(tmp_path, cfg, "--unlock").returncode == 0
+    rerun = _snakemake(tmp_path, cfg, target)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    log = (tmp_path / "results/logs/generate/base/train_benign.answer.log").read_text()
+    assert f"({len(shards)} already done)" in log
+    assert (tmp_path / target).read_bytes().startswith(saved)
+    assert not list(gen_dir.glob(".train_benign.answer.jsonl.shards-*"))

@@ -93,7 +93,9 @@ def test_run_extraction_resume_and_roundtrip(tiny, tok, tmp_path):
     from srg.io import read_jsonl
 
     records = read_jsonl(prompts)[:4]
-    sdir = hs.shard_dir(out, {"model": "tiny-path", "records": hs._records_key(records),
+    from srg.models import model_fingerprint
+
+    sdir = hs.shard_dir(out, {"model": model_fingerprint("tiny-path"), "records": hs._records_key(records),
                               "opts": opts, "shard": 2})
     sdir.mkdir(parents=True)
     sentinel = np.full((2, N_LAYERS + 1, D), 7, dtype=np.float16)

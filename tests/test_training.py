@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from srg import training
 from srg.training import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
 
 ROWS = [
     {"id": "a", "prompt": "What is 2+2?", "completion": "2+2 equals 4.", "system": None, "source": "toy", "kind": "benign"},
@@ -33,34 +31,8 @@ def _write_jsonl(path: Path, rows) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, model_dir) -> Path:
-    src = model_dir  # conftest: the converted SmolLM2 checkpoint (its tokenizer + chat template)
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    out = tmp_path_factory.mktemp("tiny_model")
-    for name in TOKENIZER_FILES:
-        if (src / name).is_file():
-            shutil.copy2(src / name, out / name)
-    tok = AutoTokenizer.from_pretrained(out)
-    assert tok.chat_template, "tokenizer has no chat template"
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    return out
+def tiny_model_dir(tmp_path_factory, save_tiny_llama) -> Path:
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny_model"), seed=0)
 
 
 @pytest.fixture()

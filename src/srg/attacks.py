@@ -87,6 +87,24 @@ class AttackSpec:
     needs_model: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     doc: str = ""
+    option_types: dict[str, Any] = field(default_factory=dict)  # annotation of each option
+
+    def option_errors(self, options: dict[str, Any]) -> list[str]:
+        """What is wrong with ``options`` for this attack: unknown names, or a value that does not
+        have the option's annotated type (strict: "three" is no int, 1 is no bool)."""
+        from pydantic import TypeAdapter, ValidationError
+
+        errors = [f"unknown option {k!r} (valid: {sorted(self.options)})" for k in sorted(set(options) - set(self.options))]
+        for k in sorted(set(options) & set(self.options)):
+            try:
+                TypeAdapter(self.option_types.get(k, Any)).validate_python(options[k], strict=True)
+            except ValidationError:
+                errors.append(f"option {k!r} must be {_type_name(self.option_types.get(k, Any))}, got {options[k]!r}")
+        return errors
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) if not getattr(tp, "__args__", None) else str(tp).replace("typing.", "")
 
 
 ATTACKS: dict[str, AttackSpec] = {}
@@ -96,9 +114,10 @@ def register(name: str, *, needs_model: bool = False) -> Callable:
     """Register ``fn(records, ctx, **options)``; its keyword-only parameters are the options."""
 
     def deco(fn: Callable[..., list[Record]]) -> Callable[..., list[Record]]:
-        params = inspect.signature(fn).parameters.values()
-        options = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
-        ATTACKS[name] = AttackSpec(name, fn, needs_model, options, (fn.__doc__ or "").strip())
+        params = [p for p in inspect.signature(fn, eval_str=True).parameters.values()
+                  if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        ATTACKS[name] = AttackSpec(name, fn, needs_model, {p.name: p.default for p in params},
+                                   (fn.__doc__ or "").strip(), {p.name: p.annotation for p in params})
         return fn
 
     return deco
@@ -117,10 +136,9 @@ def apply_attack(name: str, records: Sequence[Record], *, seed: int, resources: 
         raise ValueError(f"unknown attack {name!r}; available: {available()}")
     spec = ATTACKS[name]
     options = dict(options or {})
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for attack {name!r}; "
-                         f"valid options: {sorted(spec.options)}")
+    errors = spec.option_errors(options)
+    if errors:
+        raise ValueError(f"attack {name!r}: " + "; ".join(errors))
     ctx = AttackContext(name, seed, Path(resources), attacker, target, judge)
     return spec.fn([_check_record(r) for r in records], ctx, **options)
 

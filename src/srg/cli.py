@@ -128,13 +128,12 @@ def _chat_fn(model_path: str, backend_options: dict, max_new_tokens: int):
 def cmd_attack(a) -> None:
     from srg.attacks import ATTACKS, apply_attack
     from srg.judges import make_judge
-    from srg.prompts import check_records
+    from srg.prompts import read_prompt_file
 
     p = json.loads(a.params)
     spec = p["spec"]
     if spec["attack"] == "none":
-        rows = read_jsonl(spec["file"])
-        check_records(rows, spec["file"])
+        rows = read_prompt_file(spec["file"])
     else:
         rows = read_jsonl(a.source)[: spec.get("limit")]
         kwargs = {}
@@ -149,6 +148,25 @@ def cmd_attack(a) -> None:
                             options=spec.get("options"), **kwargs)
     write_jsonl(a.out, rows)
     print(f"{a.out}: {len(rows)} attacked prompts ({spec['attack']})")
+
+
+def cmd_check_config(a) -> int:
+    """Validate config files as the DAG will (YAML syntax with file and line, the name rule,
+    the schema, names, prompt files, API-key variables), before starting Snakemake."""
+    from srg import config as srg_config
+
+    try:
+        raw = {}
+        for f in a.configfiles:
+            raw = srg_config.deep_merge(raw, srg_config.read_config_file(f))
+        cfg = srg_config.validate(srg_config.resolve_run_config(
+            raw, a.configfiles, srg_config.REPO_ROOT / "config" / "default.yaml"))
+        srg_config.check_environment(cfg)
+    except srg_config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"config ok: {cfg['name']} ({', '.join(a.configfiles) or 'config/default.yaml'})")
+    return 0
 
 
 def cmd_claims(a) -> None:
@@ -202,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--source")
     s.set_defaults(fn=cmd_attack)
 
+    s = sub.add_parser("check-config", help="validate config files as the DAG will (none: the default)")
+    s.add_argument("configfiles", nargs="*")
+    s.set_defaults(fn=cmd_check_config)
+
     s = sub.add_parser("claims", help="merge claim fragments into claims.json")
     s.add_argument("--name", required=True)
     s.add_argument("--out", required=True)
@@ -222,8 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.fn(args)
-    return 0
+    return args.fn(args) or 0
 
 
 if __name__ == "__main__":

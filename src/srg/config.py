@@ -119,19 +119,30 @@ def _check_evalsets(cfg: dict) -> None:
         if attack == "none":
             if "file" not in spec:
                 raise ConfigError(f"config key 'evalsets.{name}.attack': 'none' needs 'file' (a JSONL prompt file)")
+            _check_prompt_file(f"evalsets.{name}.file", spec["file"])
         elif attack not in ATTACKS:
             raise ConfigError(f"config key 'evalsets.{name}.attack': {attack!r} is not a registered attack; "
                               f"allowed values: {known + ['none']}")
         else:
-            allowed = sorted(ATTACKS[attack].options)
-            bad = sorted(set(spec.get("options", {})) - set(allowed))
-            if bad:
-                raise ConfigError(f"config key 'evalsets.{name}.options': unknown option(s) {bad} for attack "
-                                  f"{attack!r}; allowed: {allowed}")
+            errors = ATTACKS[attack].option_errors(spec.get("options", {}))
+            if errors:
+                raise ConfigError(f"config key 'evalsets.{name}.options' (attack {attack!r}): " + "; ".join(errors))
         for role in ("attacker", "target"):
             if role in spec and spec[role] not in ("base", *cfg["models"]):
                 raise ConfigError(f"config key 'evalsets.{name}.{role}': {spec[role]!r} is not a model of this "
                                   f"run; allowed values: {sorted({'base', *cfg['models']})}")
+
+
+def _check_prompt_file(key: str, path: str) -> None:
+    """A user prompt file must exist and hold valid, non-empty records (checked at DAG start)."""
+    from srg.prompts import read_prompt_file
+
+    if not Path(path).is_file():
+        raise ConfigError(f"config key '{key}': prompt file {path} not found")
+    try:
+        read_prompt_file(path)
+    except ValueError as exc:
+        raise ConfigError(f"config key '{key}': {exc}") from exc
 
 
 def _guidelines_path(cfg: dict) -> Path:
@@ -185,10 +196,74 @@ def register_check(fn):
     return fn
 
 
+def read_config_file(path: str | os.PathLike) -> dict:
+    """Parse one YAML config file; a syntax error names the file, line and column."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            cfg = yaml.safe_load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} not found") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"config file {path}{where}: not valid YAML ({problem})") from exc
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of keys, got {type(cfg).__name__}")
+    return cfg
+
+
+def resolve_run_config(given: dict, configfiles: list[str], default_file: str | os.PathLike) -> dict:
+    """The run's raw config, by one rule: every ``--configfile`` is complete on its own.
+
+    Without a config file the run is the embedded default (``default_file``) with ``--config``
+    overrides on top. A config file (Snakemake has already merged ``given`` from it) must name
+    itself with ``name``; one without is refused rather than merged onto the default.
+    """
+    if not configfiles:
+        return deep_merge(read_config_file(default_file), given)
+    for f in configfiles:  # the syntax check with file and line (Snakemake's own message names neither)
+        read_config_file(f)
+    if "name" not in given:
+        raise ConfigError(
+            f"config file {', '.join(configfiles)} has no 'name' key: a --configfile is a complete config on its "
+            "own, never merged onto config/default.yaml. Start from a copy of config/default.yaml (and give it a "
+            "name), or keep the default and change single keys with --config key=value")
+    return given
+
+
+def api_key_variables(cfg: dict) -> dict[str, str]:
+    """Environment variable name -> the config key that configures it, for every API client the
+    run will create (openai generation backend, openai teacher, llm judge)."""
+    out: dict[str, str] = {}
+    g, t, j = cfg["generation"], cfg["synthesis"]["teacher"], cfg["judge"]
+    if g["backend"] == "openai" and g["api_key_env"]:
+        out.setdefault(g["api_key_env"], "generation.api_key_env")
+    if "srg" in cfg["models"] and t["backend"] == "openai":
+        env = t["options"].get("api_key_env", "OPENAI_API_KEY")
+        if env:
+            out.setdefault(env, "synthesis.teacher.options.api_key_env")
+    if "llm" in (j["name"], *j["agreement_with"]) and j["api_key_env"]:
+        out.setdefault(j["api_key_env"], "judge.api_key_env")
+    return out
+
+
+def check_environment(cfg: dict, environ: dict | None = None) -> None:
+    """Every configured API-key variable is set (checked when the DAG starts, not hours in).
+    Only presence is checked; values are never read into messages."""
+    environ = os.environ if environ is None else environ
+    missing = {env: key for env, key in api_key_variables(cfg).items() if not environ.get(env)}
+    if missing:
+        raise ConfigError("environment variable(s) not set: " + "; ".join(
+            f"{env} (named by config key '{key}')" for env, key in missing.items())
+            + ". Export each before starting the run, or set that key to null for a server without a key")
+
+
 def load(path: str | os.PathLike, overrides: dict | None = None) -> dict:
     """Read a YAML config file, apply ``overrides`` (deep merge), validate."""
-    with open(path, encoding="utf-8") as fh:
-        cfg = yaml.safe_load(fh) or {}
+    cfg = read_config_file(path)
     if overrides:
         cfg = deep_merge(cfg, overrides)
     return validate(cfg)

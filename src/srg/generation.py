@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from srg.config import content_hash
-from srg.io import read_jsonl, write_jsonl
+from srg.io import read_jsonl, shard_dir_for, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -239,12 +239,22 @@ class GenerationJob:
     shard_size: int = 128
 
 
+def shard_key(job: GenerationJob) -> str:
+    """Hash of everything that changes a shard's content: the model's weights and tokenizer
+    (``models.model_fingerprint``), the prompt file's bytes, the decoding and backend settings.
+    A retrained model or an edited prompt set never resumes from shards of the old one; paths
+    do not enter the key."""
+    from srg.models import model_fingerprint
+    from srg.sources import sha256_of
+
+    return content_hash({"sampling": asdict(job.sampling), "model": model_fingerprint(job.model_path),
+                         "prompts": sha256_of(job.prompts), "backend": job.backend,
+                         "opts": job.backend_options, "shard": job.shard_size})
+
+
 def shard_dir(job: GenerationJob) -> Path:
-    """Shards live beside the output under a hash of everything that changes their content."""
-    key = content_hash({"sampling": asdict(job.sampling), "model": job.model_path, "prompts": job.prompts,
-                        "backend": job.backend, "opts": job.backend_options, "shard": job.shard_size})
-    out = Path(job.out)
-    return out.parent / f".{out.name}.shards-{key}"
+    """Where the job's shards live: beside the output, named by ``shard_key``."""
+    return shard_dir_for(job.out, shard_key(job), create=False)
 
 
 def run_generation(job: GenerationJob, backend: Backend | None = None, log=print) -> dict:
@@ -254,8 +264,7 @@ def run_generation(job: GenerationJob, backend: Backend | None = None, log=print
     records = read_jsonl(job.prompts)
     if not records:
         raise ValueError(f"prompt set {job.prompts} is empty")
-    shards = shard_dir(job)
-    shards.mkdir(parents=True, exist_ok=True)
+    shards = shard_dir_for(job.out, shard_key(job))  # also drops stale shards of other keys
     n_shards = math.ceil(len(records) / job.shard_size)
     todo = [i for i in range(n_shards) if not (shards / f"{i:05d}.jsonl").exists()]
     log(f"{job.model_name}/{job.evalset}/{job.mode}: {len(records)} prompts x n={job.sampling.n}, "

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from srg.config import content_hash
-from srg.io import atomic_path, read_jsonl
+from srg.io import atomic_path, read_jsonl, shard_dir_for
 from srg.models import left_pad
 
 __all__ = [
@@ -150,10 +150,10 @@ def _records_key(records: Sequence[dict]) -> str:
     return content_hash([[r["id"], r["prompt"], (r.get("meta") or {}).get("system")] for r in records])
 
 
-def shard_dir(out_npz: str | Path, key_obj: dict) -> Path:
-    """Hidden directory beside the output, named by a hash of everything that changes a shard."""
-    out = Path(out_npz)
-    return out.parent / f".{out.name}.shards-{content_hash(key_obj)}"
+def shard_dir(out_npz: str | Path, key_obj: dict, create: bool = False) -> Path:
+    """Hidden directory beside the output, named by a hash of everything that changes a shard
+    (with ``create``: made, and shards of other keys removed; ``io.shard_dir_for``)."""
+    return shard_dir_for(out_npz, content_hash(key_obj), create=create)
 
 
 def _save_npz(path: Path, compressed: bool = False, **arrays) -> None:
@@ -198,9 +198,10 @@ def run_extraction(
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     opts = {"dtype": dtype, "max_prompt_tokens": max_prompt_tokens, "system_prompt": system_prompt,
             "layers": layers if layers == "all" else [int(i) for i in layers]}
-    shards = shard_dir(out_npz, {"model": str(model_path), "records": _records_key(records),
-                                 "opts": opts, "shard": shard_size})
-    shards.mkdir(parents=True, exist_ok=True)
+    from srg.models import model_fingerprint
+
+    shards = shard_dir(out_npz, {"model": model_fingerprint(model_path), "records": _records_key(records),
+                                 "opts": opts, "shard": shard_size}, create=True)
     n_shards = math.ceil(len(records) / shard_size)
     todo = [i for i in range(n_shards) if not (shards / f"{i:05d}.npz").exists()]
     name = model_name or Path(str(model_path)).name

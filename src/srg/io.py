@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -64,3 +65,22 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def shard_dir_for(out: str | os.PathLike, key: str, create: bool = True) -> Path:
+    """The hidden shard directory of ``out`` for cache key ``key``: ``.<name>.shards-<key>``.
+
+    With ``create``, shard directories of ``out`` under any *other* key (shards of an older model,
+    prompt set or setting) are removed, and so are temp files a killed writer left in this one:
+    a run resumes only from shards that match what it would write now.
+    """
+    out = Path(out)
+    here = out.parent / f".{out.name}.shards-{key}"
+    if create:
+        for stale in out.parent.glob(f".{out.name}.shards-*"):
+            if stale != here and stale.is_dir():
+                shutil.rmtree(stale)
+        here.mkdir(parents=True, exist_ok=True)
+        for tmp in here.glob(".*.tmp"):
+            tmp.unlink()
+    return here

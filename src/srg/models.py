@@ -8,9 +8,11 @@ safetensors checkpoint; every later step loads that checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from srg import sources
@@ -72,6 +74,31 @@ def convert_gguf(file_key: str, resources: str | Path, out_dir: str | Path) -> P
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
     return out_dir
+
+
+# Files whose bytes decide what a model directory computes (weights, config, tokenizer, template).
+FINGERPRINT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".jinja", ".gguf")
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """Content hash of a model: sha256 over the names and bytes of a local directory's weight,
+    config and tokenizer files; the id itself for anything that is not a local directory (a Hub
+    id or an API model name). Cache keys use this, so a retrained model never reuses old shards."""
+    p = Path(path)
+    if not p.is_dir():
+        return f"id:{path}"
+    files = tuple(sorted((str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns)
+                         for f in p.rglob("*") if f.is_file() and f.suffix in FINGERPRINT_SUFFIXES))
+    return _dir_digest(str(p.resolve()), files)
+
+
+@lru_cache(maxsize=16)
+def _dir_digest(root: str, files: tuple) -> str:
+    """Digest of a directory's listed files; memoised per (name, size, mtime) listing."""
+    h = hashlib.sha256()
+    for rel, _size, _mtime in files:
+        h.update(rel.encode() + b"\0" + sources.sha256_of(Path(root) / rel).encode() + b"\n")
+    return h.hexdigest()
 
 
 def torch_dtype(name: str):

@@ -56,6 +56,21 @@ def check_records(rows: Iterable[dict], where: str = "records") -> None:
         seen.add(r["id"])
 
 
+def read_prompt_file(path: str | Path) -> list[dict]:
+    """A user-supplied prompt set: JSONL records in the prompt schema, at least one, each with a
+    non-empty prompt. Raises ValueError naming the file (and the row)."""
+    from srg.io import read_jsonl
+
+    rows = read_jsonl(path)
+    if not rows:
+        raise ValueError(f"prompt file {path} has no records (an eval set needs at least one prompt)")
+    check_records(rows, str(path))
+    for i, r in enumerate(rows):
+        if not isinstance(r["prompt"], str) or not r["prompt"].strip():
+            raise ValueError(f"{path}: row {i} (id {r['id']!r}) has an empty prompt")
+    return rows
+
+
 def dedupe(rows: list[dict]) -> list[dict]:
     """Keep the first row of each normalised prompt."""
     seen: set[str] = set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -51,12 +52,36 @@ def git_state(repo: str | Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (bf16 CPU kernels, and so generations, can differ between models)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(config: dict[str, Any]) -> dict[str, Any]:
+    """What decides bit-exactness besides the code and config: CPU model, cores, thread counts."""
+    threads = (config.get("generation") or {}).get("threads")
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "model_job_threads": threads if threads else "all cores given to the job (generation.threads: 0)",
+        "cuda_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+
 def collect(config: dict[str, Any], repo: str | Path) -> dict[str, Any]:
     return {
         "config_name": config.get("name"),
         "git": git_state(repo),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "machine": machine_info(config),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "packages": package_versions(),
         "config": config,
@@ -75,6 +100,8 @@ def to_rst(prov: dict[str, Any]) -> str:
         f":config: ``{prov['config_name']}``",
         f":git commit: ``{commit}``",
         f":python: {prov['python']} on {prov['platform']}",
+        f":machine: {prov['machine']['cpu_model']}, {prov['machine']['cpus_usable']} usable CPUs, "
+        f"model jobs with {prov['machine']['model_job_threads']} thread(s)",
         f":written: {prov['created']}",
         "",
         ".. list-table:: key packages",
