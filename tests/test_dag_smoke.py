@@ -248,3 +248,17 @@ def test_kill_9_mid_generation_loses_no_finished_work(tmp_path, resources, model
     assert f"({len(shards)} already done)" in log
     assert (tmp_path / target).read_bytes().startswith(saved)
     assert not list(gen_dir.glob(".train_benign.answer.jsonl.shards-*"))
+
+
+@pytest.mark.slow
+def test_rerun_of_a_generate_job_gives_the_same_bytes(smoke_run):
+    """benchmarks/determinism.py reruns one real greedy and one sampled job of the smoke run."""
+    work, cfg, _ = smoke_run
+    for target in ("results/generations/rt/id_eval.greedy.jsonl", "results/generations/rt/base64.sample.jsonl"):
+        out = work / "determinism.json"
+        proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "determinism.py"), "--target", target,
+                               "--configfile", str(cfg), "--workdir", str(work), "--out", str(out)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        report = json.loads(out.read_text())
+        assert report["identical"] and report["differing_rows"] == 0 and report["rows"] > 0
