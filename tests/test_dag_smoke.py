@@ -262,3 +262,17 @@ def test_rerun_of_a_generate_job_gives_the_same_bytes(smoke_run):
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         report = json.loads(out.read_text())
         assert report["identical"] and report["differing_rows"] == 0 and report["rows"] > 0
+
+
+@pytest.mark.slow
+def test_rerun_of_the_analysis_gives_the_same_claims_bytes(smoke_run):
+    """Forcing every claim-making notebook to run again on the same inputs rewrites claims.json
+    byte for byte (seeded bootstraps; generation and training repeat too: test_reliability,
+    test_training)."""
+    work, cfg, _ = smoke_run
+    r = work / "results"
+    before = {p.name: p.read_bytes() for p in [r / "claims.json", *sorted((r / "claims").glob("*.json"))]}
+    proc = _snakemake(work, cfg, "--forcerun", "bon_analysis", "domain_adaptation", "evaluation")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = {p.name: p.read_bytes() for p in [r / "claims.json", *sorted((r / "claims").glob("*.json"))]}
+    assert after == before
