@@ -32,22 +32,28 @@ def collect(results: Path) -> dict:
             r["total_s"] += s
             r["max_s"] = max(r["max_s"], s)
             r["peak_rss_mb"] = max(r["peak_rss_mb"], rss)
-    rules = {k: {kk: round(vv, 1) if isinstance(vv, float) else vv for kk, vv in v.items()}
-             for k, v in sorted(per_rule.items(), key=lambda kv: -kv[1]["total_s"])}
-    return {"results": str(results), "rules": rules,
-            "total_job_s": round(sum(r["total_s"] for r in rules.values()), 1),
-            "peak_rss_mb": max((r["peak_rss_mb"] for r in rules.values()), default=0.0)}
+    rules = {
+        k: {kk: round(vv, 1) if isinstance(vv, float) else vv for kk, vv in v.items()}
+        for k, v in sorted(per_rule.items(), key=lambda kv: -kv[1]["total_s"])
+    }
+    return {
+        "results": str(results),
+        "rules": rules,
+        "total_job_s": round(sum(r["total_s"] for r in rules.values()), 1),
+        "peak_rss_mb": max((r["peak_rss_mb"] for r in rules.values()), default=0.0),
+    }
 
 
 def markdown(summary: dict) -> str:
-    lines = ["| rule | jobs | total wall s | max wall s | max peak RSS MB |",
-             "| --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| rule | jobs | total wall s | max wall s | max peak RSS MB |", "| --- | ---: | ---: | ---: | ---: |"]
     for rule, r in summary["rules"].items():
         lines.append(f"| {rule} | {r['jobs']} | {r['total_s']:.0f} | {r['max_s']:.0f} | {r['peak_rss_mb']:.0f} |")
     jobs = sum(r["jobs"] for r in summary["rules"].values())
     max_s = max((r["max_s"] for r in summary["rules"].values()), default=0.0)
-    lines.append(f"| **all rules** | **{jobs}** | **{summary['total_job_s']:.0f}** | {max_s:.0f} | "
-                 f"**{summary['peak_rss_mb']:.0f}** |")
+    lines.append(
+        f"| **all rules** | **{jobs}** | **{summary['total_job_s']:.0f}** | {max_s:.0f} | "
+        f"**{summary['peak_rss_mb']:.0f}** |"
+    )
     return "\n".join(lines)
 
 

@@ -56,8 +56,13 @@ def rerun(command: str, target: str, workdir: str, tmp: Path) -> tuple[Path, flo
 def compare(a: Path, b: Path) -> dict:
     rows_a, rows_b = read_jsonl(a), read_jsonl(b)
     differing = sum(x != y for x, y in zip(rows_a, rows_b)) + abs(len(rows_a) - len(rows_b))
-    return {"identical": a.read_bytes() == b.read_bytes(), "sha256_original": sha256_of(a),
-            "sha256_rerun": sha256_of(b), "rows": len(rows_a), "differing_rows": differing}
+    return {
+        "identical": a.read_bytes() == b.read_bytes(),
+        "sha256_original": sha256_of(a),
+        "sha256_rerun": sha256_of(b),
+        "rows": len(rows_a),
+        "differing_rows": differing,
+    }
 
 
 def main(argv=None) -> int:
@@ -73,8 +78,12 @@ def main(argv=None) -> int:
     command = job_command(a.target, a.configfile, workdir)
     with tempfile.TemporaryDirectory() as tmp:
         out, wall = rerun(command, a.target, workdir, Path(tmp))
-        report = {"target": a.target, **compare(Path(workdir) / a.target, out), "rerun_wall_s": round(wall, 1),
-                  "machine": machine_info({})}
+        report = {
+            "target": a.target,
+            **compare(Path(workdir) / a.target, out),
+            "rerun_wall_s": round(wall, 1),
+            "machine": machine_info({}),
+        }
     dest = Path(a.out) if a.out else Path(workdir) / Path(a.target).parents[2] / "benchmarks" / "determinism.json"
     write_json(dest, report)
     print(json.dumps(report, indent=2))

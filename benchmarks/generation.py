@@ -77,10 +77,12 @@ def loadavg() -> list[float] | None:
 
 def batches_like_backend(encoded: list[list[int]], rows_per_batch: int, ratio: float) -> list[list[list[int]]]:
     """The batches HFBackend.generate forms: longest first, length buckets (srg.generation.length_buckets)."""
-    from srg.generation import length_buckets
+    from srg.backends.hf import length_buckets
 
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-    return [[encoded[order[i]] for i in b] for b in length_buckets([len(encoded[i]) for i in order], rows_per_batch, ratio)]
+    return [
+        [encoded[order[i]] for i in b] for b in length_buckets([len(encoded[i]) for i in order], rows_per_batch, ratio)
+    ]
 
 
 def left_pad(batch: list[list[int]], pad: int):
@@ -92,24 +94,31 @@ def left_pad(batch: list[list[int]], pad: int):
 def padding_stats(batches: list[list[list[int]]]) -> dict:
     real = sum(len(x) for b in batches for x in b)
     total = sum(len(b) * max(len(x) for x in b) for b in batches)
-    return {"prompt_tokens_real": real, "prompt_tokens_in_batches": total,
-            "padding_fraction": round((total - real) / total, 4) if total else 0.0,
-            "batch_widths": [max(len(x) for x in b) for b in batches],
-            "batch_rows": [len(b) for b in batches]}
+    return {
+        "prompt_tokens_real": real,
+        "prompt_tokens_in_batches": total,
+        "padding_fraction": round((total - real) / total, 4) if total else 0.0,
+        "batch_widths": [max(len(x) for x in b) for b in batches],
+        "batch_rows": [len(b) for b in batches],
+    }
 
 
 def decode_slots(comps: list, batch_sizes: list[int], max_new: int) -> dict:
     """Row-steps the decode loop ran vs. real tokens (a row leaves the batch at its EOS)."""
     i, slots, steps = 0, 0, []
     for bs in batch_sizes:
-        rows = comps[i:i + bs]
+        rows = comps[i : i + bs]
         i += bs
         s = [min(max_new, c.n_tokens + (1 if c.finished else 0)) for c in rows]
         steps.append(max(s))
         slots += sum(s)
     real = sum(c.n_tokens for c in comps)
-    return {"decode_steps_per_batch": steps, "row_steps": slots, "real_tokens": real,
-            "post_eos_waste_fraction": round((slots - real) / slots, 4) if slots else 0.0}
+    return {
+        "decode_steps_per_batch": steps,
+        "row_steps": slots,
+        "real_tokens": real,
+        "post_eos_waste_fraction": round((slots - real) / slots, 4) if slots else 0.0,
+    }
 
 
 def forward_ceiling(model, batches, pad: int, max_new: int) -> dict:
@@ -127,8 +136,7 @@ def forward_ceiling(model, batches, pad: int, max_new: int) -> dict:
             ids, mask = left_pad(batch, pad)
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
             t0 = time.perf_counter()
-            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                        logits_to_keep=1)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
             cache = out.past_key_values
             nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
             t1 = time.perf_counter()
@@ -137,16 +145,21 @@ def forward_ceiling(model, batches, pad: int, max_new: int) -> dict:
             for _ in range(max_new):
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
                 last = last + 1
-                out = model(input_ids=nxt, attention_mask=mask, position_ids=last,
-                            past_key_values=cache, use_cache=True)
+                out = model(
+                    input_ids=nxt, attention_mask=mask, position_ids=last, past_key_values=cache, use_cache=True
+                )
                 cache = out.past_key_values
                 nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
             t2 = time.perf_counter()
             decode_s += t2 - t1
             per_step.append((t2 - t1) / max_new)
             tokens += len(batch) * max_new
-    return {"prefill_s": prefill_s, "decode_s": decode_s, "tokens": tokens,
-            "decode_step_s_per_batch": [round(x, 4) for x in per_step]}
+    return {
+        "prefill_s": prefill_s,
+        "decode_s": decode_s,
+        "tokens": tokens,
+        "decode_step_s_per_batch": [round(x, 4) for x in per_step],
+    }
 
 
 def naive_loop(model, tok, prompts: list[str], max_new: int) -> dict:
@@ -161,9 +174,16 @@ def naive_loop(model, tok, prompts: list[str], max_new: int) -> dict:
     with torch.inference_mode():
         for p in prompts:
             enc = tok(chat_prompt(tok, p), add_special_tokens=False, return_tensors="pt")
-            out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, temperature=None,
-                                 top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
-            new = out[0, enc["input_ids"].shape[1]:].tolist()
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=tok.pad_token_id,
+            )
+            new = out[0, enc["input_ids"].shape[1] :].tolist()
             n = next((j for j, t in enumerate(new) if t in eos_ids), len(new))
             tokens += n
     return {"tokens": tokens, "wall_s": time.perf_counter() - t0}
@@ -196,9 +216,12 @@ class phase:
 
     def __exit__(self, *exc):
         w, c = time.perf_counter() - self.w, time.process_time() - self.c
-        PHASES[self.name] = {"wall_s": round(w, 2), "cpu_s": round(c, 2),
-                             "cpu_per_thread_wall": round(c / (w * self.threads), 2) if w > 0 else None,
-                             "loadavg_1m_at_start": self.load[0] if self.load else None}
+        PHASES[self.name] = {
+            "wall_s": round(w, 2),
+            "cpu_s": round(c, 2),
+            "cpu_per_thread_wall": round(c / (w * self.threads), 2) if w > 0 else None,
+            "loadavg_1m_at_start": self.load[0] if self.load else None,
+        }
 
 
 def rate(tokens: float, seconds: float) -> float | None:
@@ -213,8 +236,9 @@ def main(argv=None) -> dict:
     import torch
     import transformers
 
-    from srg import io, models
-    from srg.generation import HFBackend, Request, SamplingParams
+    from srg import io
+    from srg.backends import Request, SamplingParams
+    from srg.backends.hf import HFBackend
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -227,8 +251,10 @@ def main(argv=None) -> dict:
 
     backend = HFBackend(str(model_dir), dtype=args.dtype, batch_size=B, max_prompt_tokens=args.max_prompt_tokens)
     model, tok = backend.model, backend.tokenizer
-    print(f"[bench] model={model_dir.name} dtype={args.dtype} threads={threads} B={B} N={N} T={T} "
-          f"loadavg={load_start}", flush=True)
+    print(
+        f"[bench] model={model_dir.name} dtype={args.dtype} threads={threads} B={B} N={N} T={T} loadavg={load_start}",
+        flush=True,
+    )
 
     # Warm-up (first-call allocations, lazy inits) on a tiny run, not timed.
     backend.generate(reqs[:2], SamplingParams(max_new_tokens=4))
@@ -253,16 +279,21 @@ def main(argv=None) -> dict:
     with phase("naive", threads):
         naive = naive_loop(model, tok, texts[:k], T)
     naive_tps = rate(naive["tokens"], naive["wall_s"])
-    print(f"[bench] naive loop ({k} prompts): {naive['tokens']} tokens in {naive['wall_s']:.2f}s "
-          f"-> {naive_tps} tok/s", flush=True)
+    print(
+        f"[bench] naive loop ({k} prompts): {naive['tokens']} tokens in {naive['wall_s']:.2f}s -> {naive_tps} tok/s",
+        flush=True,
+    )
 
     # 3. batched-forward ceiling on the same batches
     with phase("forward_ceiling", threads):
         ceil = forward_ceiling(model, batches, tok.pad_token_id, T)
     ceil_tps = rate(ceil["tokens"], ceil["decode_s"])
     ceil_with_prefill = rate(ceil["tokens"], ceil["decode_s"] + ceil["prefill_s"])
-    print(f"[bench] forward ceiling: {ceil['tokens']} tokens, decode {ceil['decode_s']:.2f}s "
-          f"(+ prefill {ceil['prefill_s']:.2f}s) -> {ceil_tps} tok/s", flush=True)
+    print(
+        f"[bench] forward ceiling: {ceil['tokens']} tokens, decode {ceil['decode_s']:.2f}s "
+        f"(+ prefill {ceil['prefill_s']:.2f}s) -> {ceil_tps} tok/s",
+        flush=True,
+    )
 
     # 4. sampling with n > 1: shared prefill vs. replicated prompts
     n = args.sample_n
@@ -272,15 +303,21 @@ def main(argv=None) -> dict:
     with phase("sample_shared_prefill", threads):
         _, s_tokens, s_wall = timed_generate(backend, sample_reqs, sp)
     sample_tps = rate(s_tokens, s_wall)
-    print(f"[bench] sample n={n} on {n_sample_prompts} prompts (shared prefill): {s_tokens} tokens in "
-          f"{s_wall:.2f}s -> {sample_tps} tok/s", flush=True)
+    print(
+        f"[bench] sample n={n} on {n_sample_prompts} prompts (shared prefill): {s_tokens} tokens in "
+        f"{s_wall:.2f}s -> {sample_tps} tok/s",
+        flush=True,
+    )
     rep_reqs = [r for r in sample_reqs for _ in range(n)]
     sp1 = SamplingParams(n=1, greedy=False, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=T, seed=0)
     with phase("sample_no_shared_prefill", threads):
         _, r_tokens, r_wall = timed_generate(backend, rep_reqs, sp1)
     rep_tps = rate(r_tokens, r_wall)
-    print(f"[bench] sample, prompts replicated x{n} with n=1 (no shared prefill): {r_tokens} tokens in "
-          f"{r_wall:.2f}s -> {rep_tps} tok/s", flush=True)
+    print(
+        f"[bench] sample, prompts replicated x{n} with n=1 (no shared prefill): {r_tokens} tokens in "
+        f"{r_wall:.2f}s -> {rep_tps} tok/s",
+        flush=True,
+    )
 
     # where the time goes in run 1, modelled from the ceiling measurement
     step_s = ceil["decode_s"] / (T * len(batches))
@@ -299,18 +336,22 @@ def main(argv=None) -> dict:
         "decode_steps_per_batch": slots["decode_steps_per_batch"],
         "post_eos_waste_fraction": slots["post_eos_waste_fraction"],
         "backend_row_steps_per_s": rate(slots["row_steps"], wall),
-        "row_steps_fraction_of_decode_only_ceiling": (round(slots["row_steps"] / wall / ceil_tps, 3)
-                                                  if wall > 0 and ceil_tps else None),
+        "row_steps_fraction_of_decode_only_ceiling": (
+            round(slots["row_steps"] / wall / ceil_tps, 3) if wall > 0 and ceil_tps else None
+        ),
         "best_possible_fraction_of_decode_only_ceiling": round(
-            slots["real_tokens"] / (ceil["prefill_s"] + sum(slots["decode_steps_per_batch"]) * step_s) / ceil_tps, 3),
+            slots["real_tokens"] / (ceil["prefill_s"] + sum(slots["decode_steps_per_batch"]) * step_s) / ceil_tps, 3
+        ),
         "backend_wall_s": round(wall, 3),
         "forward_model_of_backend_s": round(modelled, 3),
         "backend_overhead_share": round(1 - modelled / wall, 4) if wall > 0 else None,
-        "note": ("best_possible_fraction_of_decode_only_ceiling: a generate loop with zero overhead still pays the "
-                 "prefill and decodes finished (post-EOS) rows, so tokens_per_s / decode-only ceiling cannot exceed "
-                 "this at this shape (hence fraction_of_forward_ceiling counts the prefill on both sides). forward_model_of_backend_s = ceiling prefill + (decode steps the backend actually ran) x "
-                 "ceiling step time; backend_overhead_share = what generate() spends beyond that "
-                 "(logits processors, stopping criteria, cache/mask bookkeeping, EOS handling, decode)."),
+        "note": (
+            "best_possible_fraction_of_decode_only_ceiling: a generate loop with zero overhead still pays the "
+            "prefill and decodes finished (post-EOS) rows, so tokens_per_s / decode-only ceiling cannot exceed "
+            "this at this shape (hence fraction_of_forward_ceiling counts the prefill on both sides). forward_model_of_backend_s = ceiling prefill + (decode steps the backend actually ran) x "
+            "ceiling step time; backend_overhead_share = what generate() spends beyond that "
+            "(logits processors, stopping criteria, cache/mask bookkeeping, EOS handling, decode)."
+        ),
     }
 
     result = {
@@ -322,8 +363,9 @@ def main(argv=None) -> dict:
         "sample_no_shared_prefill_tokens_per_s": rep_tps,
         "speedup_vs_naive": round(tokens_per_s / naive_tps, 2) if tokens_per_s and naive_tps else None,
         # The backend must prefill too: the ceiling of the same work is prefill + T cached steps.
-        "fraction_of_forward_ceiling": (round(tokens_per_s / ceil_with_prefill, 3)
-                                        if tokens_per_s and ceil_with_prefill else None),
+        "fraction_of_forward_ceiling": (
+            round(tokens_per_s / ceil_with_prefill, 3) if tokens_per_s and ceil_with_prefill else None
+        ),
         "fraction_of_decode_only_ceiling": round(tokens_per_s / ceil_tps, 3) if tokens_per_s and ceil_tps else None,
         "shared_prefill_speedup": round(sample_tps / rep_tps, 3) if sample_tps and rep_tps else None,
         "model": model_dir.name,
@@ -337,12 +379,23 @@ def main(argv=None) -> dict:
         "generated_tokens": tokens,
         "wall_s": round(wall, 3),
         "naive": {"n_prompts": k, "tokens": naive["tokens"], "wall_s": round(naive["wall_s"], 3)},
-        "forward_ceiling": {"tokens": ceil["tokens"], "decode_s": round(ceil["decode_s"], 3),
-                            "prefill_s": round(ceil["prefill_s"], 3),
-                            "decode_step_s_per_batch": ceil["decode_step_s_per_batch"]},
-        "sample": {"n": n, "n_prompts": n_sample_prompts, "temperature": 1.0, "top_k": 0, "top_p": 1.0,
-                   "tokens": s_tokens, "wall_s": round(s_wall, 3),
-                   "no_shared_prefill_tokens": r_tokens, "no_shared_prefill_wall_s": round(r_wall, 3)},
+        "forward_ceiling": {
+            "tokens": ceil["tokens"],
+            "decode_s": round(ceil["decode_s"], 3),
+            "prefill_s": round(ceil["prefill_s"], 3),
+            "decode_step_s_per_batch": ceil["decode_step_s_per_batch"],
+        },
+        "sample": {
+            "n": n,
+            "n_prompts": n_sample_prompts,
+            "temperature": 1.0,
+            "top_k": 0,
+            "top_p": 1.0,
+            "tokens": s_tokens,
+            "wall_s": round(s_wall, 3),
+            "no_shared_prefill_tokens": r_tokens,
+            "no_shared_prefill_wall_s": round(r_wall, 3),
+        },
         "where_time_goes": where,
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
@@ -356,11 +409,13 @@ def main(argv=None) -> dict:
         "bench_wall_s": round(time.perf_counter() - t_start, 1),
     }
     io.write_json(args.out, result)
-    print(f"[bench] tokens/s {tokens_per_s} | naive {naive_tps} (x{result['speedup_vs_naive']}) | "
-          f"ceiling {ceil_with_prefill} with prefill (fraction {result['fraction_of_forward_ceiling']}; "
-          f"decode-only {ceil_tps}: {result['fraction_of_decode_only_ceiling']}) | sample n={n} {sample_tps} "
-          f"vs replicated {rep_tps} | padding {pad['padding_fraction']:.1%} | post-EOS waste "
-          f"{slots['post_eos_waste_fraction']:.1%} | loadavg {load_start} -> {result['loadavg']['end']}")
+    print(
+        f"[bench] tokens/s {tokens_per_s} | naive {naive_tps} (x{result['speedup_vs_naive']}) | "
+        f"ceiling {ceil_with_prefill} with prefill (fraction {result['fraction_of_forward_ceiling']}; "
+        f"decode-only {ceil_tps}: {result['fraction_of_decode_only_ceiling']}) | sample n={n} {sample_tps} "
+        f"vs replicated {rep_tps} | padding {pad['padding_fraction']:.1%} | post-EOS waste "
+        f"{slots['post_eos_waste_fraction']:.1%} | loadavg {load_start} -> {result['loadavg']['end']}"
+    )
     print(f"[bench] wrote {args.out} ({result['bench_wall_s']}s)")
     return result
 

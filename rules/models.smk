@@ -9,11 +9,12 @@ if BASE.converted_from:
             wheel_file(SOURCES["files"][BASE.converted_from]["wheel"]),
         output:
             directory(BASE.path),
-        params:
-            key=BASE.converted_from,
         log:
             log_path("convert_base_model"),
         benchmark:
             bench_path("convert_base_model")
+        params:
+            resources=RES,
+            key=BASE.converted_from,
         shell:
-            "python -m srg convert --resources {RES} --gguf-key {params.key} --out {output} > {log} 2>&1"
+            "python -m srg convert --resources {params.resources} --gguf-key {params.key} --out {output} > {log} 2>&1"

@@ -3,26 +3,6 @@
 # eval set (OOD_SETS, from CFG["evalsets"]). Extraction params and notebook params are separate JSON strings,
 # so changing a display/statistics key reruns only the notebook.
 
-PROBE_ID_SETS = ["train_harmful", "train_benign"]
-PROBE_NB_KEYS = ["layer", "pooling", "projection", "n_bootstrap", "ci", "test_frac", "probe_C", "cv",
-                 "max_points"]
-
-
-def probing_sets():
-    return PROBE_ID_SETS + list(OOD_SETS)  # OOD_SETS: rules/attacks.smk
-
-
-def hidden_params():
-    p = CFG["probing"]
-    return {"dtype": p["dtype"] or CFG["model"]["dtype"], "batch_size": p["batch_size"],
-            "shard_size": p["shard_size"], "max_prompts": p["max_prompts"],
-            "max_prompt_tokens": CFG["generation"]["max_prompt_tokens"],
-            "system_prompt": CFG["model"]["system_prompt"], "threads": job_threads()}
-
-
-def hidden_file(model, evalset):
-    return f"{RESULTS}/hidden/{model}/{evalset}.npz"
-
 
 rule hidden_states:
     """Last-token and mean-pooled hidden states (every layer, float16) of one prompt set."""
@@ -31,62 +11,76 @@ rule hidden_states:
         model=model_input,
     output:
         hidden_file("{model}", "{evalset}"),
-    wildcard_constraints:
-        model="[A-Za-z0-9_]+",
-        evalset="|".join(re.escape(s) for s in probing_sets()),
-    params:
-        hs=lambda wc: as_json(hidden_params()),
-        model_path=lambda wc: model_path(wc.model),
-    threads: job_threads()
-    resources:
-        mem_mb=6000,
-        gpu=model_job_gpus(),
     log:
         f"{RESULTS}/logs/hidden_states/{{model}}/{{evalset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/hidden_states/{{model}}/{{evalset}}.tsv"
+    wildcard_constraints:
+        model="[A-Za-z0-9_]+",
+        evalset="|".join(re.escape(s) for s in probing_sets()),
+    threads: job_threads()
+    resources:
+        mem_mb=6000,
+        gpu=model_job_gpus(),
+    params:
+        hs=lambda wc: as_json(hidden_params()),
+        model_path=lambda wc: model_path(wc.model),
     shell:
-        THREADS_ENV + GPU_PIN + "python -m srg.hidden_states --prompts {input.prompts} --model-path {params.model_path} "
+        THREADS_ENV
+        + GPU_PIN
+        + "python -m srg.hidden_states --prompts {input.prompts} --model-path {params.model_path} "
         "--model {wildcards.model} --out {output} --params {params.hs:q} > {log} 2>&1"
 
 
 rule domain_adaptation:
     """RepE-style projections, per-layer probe transfer / PAD / centroid position, C2 claims."""
     input:
-        notebook=NOTEBOOKS / "domain_adaptation.ipynb",
+        notebook=notebook_source("domain_adaptation"),
         states=[hidden_file(m, s) for m in CFG["probing"]["models"] for s in probing_sets()],
         main_table=f"{RESULTS}/tables/main.csv",  # cross-model scatter (C2 vs greedy ASR)
     output:
         nb=f"{RESULTS}/notebooks/domain_adaptation.ipynb",
-        representations=report(f"{RESULTS}/figures/representations.png", caption="../report/representations.rst",
-                               category="Figures", subcategory="stage notebooks"),
+        representations=report(
+            f"{RESULTS}/figures/representations.png",
+            caption="../report/representations.rst",
+            category="Figures",
+            subcategory="stage notebooks",
+        ),
         representations_pdf=f"{RESULTS}/figures/representations.pdf",
-        probe_transfer=report(f"{RESULTS}/figures/probe_transfer.png", caption="../report/probe_transfer.rst",
-                              category="Figures", subcategory="stage notebooks"),
+        probe_transfer=report(
+            f"{RESULTS}/figures/probe_transfer.png",
+            caption="../report/probe_transfer.rst",
+            category="Figures",
+            subcategory="stage notebooks",
+        ),
         probe_transfer_pdf=f"{RESULTS}/figures/probe_transfer.pdf",
         metrics=f"{RESULTS}/probing/metrics.csv",
         claims=f"{RESULTS}/claims/c2.json",
-    params:
-        nb=as_json({
-            "results_dir": RESULTS, "config_name": CFG["name"], "seed": CFG["seed"],
-            "models": list(CFG["probing"]["models"]), "id_harm": PROBE_ID_SETS[0], "id_benign": PROBE_ID_SETS[1],
-            "ood_sets": list(OOD_SETS),
-            "states": {m: {s: hidden_file(m, s) for s in probing_sets()} for m in CFG["probing"]["models"]},
-            "representations_fig": f"{RESULTS}/figures/representations.png",
-            "probe_transfer_fig": f"{RESULTS}/figures/probe_transfer.png",
-            "metrics_csv": f"{RESULTS}/probing/metrics.csv", "claims_json": f"{RESULTS}/claims/c2.json",
-            "claim_model": "rt",
-            # tables/main.csv (rules/evaluate.smk) is an input; bon tables are a fallback when it is absent
-            "bon_dir": f"{RESULTS}/bon", "main_table": f"{RESULTS}/tables/main.csv",
-            **{k: CFG["probing"][k] for k in PROBE_NB_KEYS},
-        }),
     log:
         log_path("domain_adaptation"),
     benchmark:
         bench_path("domain_adaptation")
+    params:
+        nb=as_json(
+            {
+                "results_dir": RESULTS,
+                "config_name": CFG["name"],
+                "seed": CFG["seed"],
+                "models": list(CFG["probing"]["models"]),
+                "id_harm": PROBE_ID_SETS[0],
+                "id_benign": PROBE_ID_SETS[1],
+                "ood_sets": list(OOD_SETS),
+                "states": {m: {s: hidden_file(m, s) for s in probing_sets()} for m in CFG["probing"]["models"]},
+                "representations_fig": f"{RESULTS}/figures/representations.png",
+                "probe_transfer_fig": f"{RESULTS}/figures/probe_transfer.png",
+                "metrics_csv": f"{RESULTS}/probing/metrics.csv",
+                "claims_json": f"{RESULTS}/claims/c2.json",
+                "claim_model": "rt",
+                # tables/main.csv (rules/evaluate.smk) is an input; bon tables are a fallback when it is absent
+                "bon_dir": f"{RESULTS}/bon",
+                "main_table": f"{RESULTS}/tables/main.csv",
+                **{k: CFG["probing"][k] for k in PROBE_NB_KEYS},
+            }
+        ),
     shell:
         papermill("domain_adaptation")
-
-
-CLAIM_FRAGMENTS.append(f"{RESULTS}/claims/c2.json")  # merged by rule claims (rules/analyze.smk)
-TARGETS.append(f"{RESULTS}/notebooks/domain_adaptation.ipynb")

@@ -10,36 +10,26 @@ rule rt_data:
     output:
         data=f"{RESULTS}/data/rt_train.jsonl",
         stats=f"{RESULTS}/data/rt_stats.json",
-    params:
-        p=as_json({"refusals": CFG["rt"]["refusals"], "seed": CFG["seed"],
-                   "min_benign_chars": CFG["rt"]["min_benign_chars"]}),
-    priority: 10
     log:
         log_path("rt_data"),
     benchmark:
         bench_path("rt_data")
+    priority: 10
+    params:
+        resources=RES,
+        p=as_json(
+            {"refusals": CFG["rt"]["refusals"], "seed": CFG["seed"], "min_benign_chars": CFG["rt"]["min_benign_chars"]}
+        ),
     shell:
         "python -m srg rt-data --harmful {input.harmful} --benign {input.benign} "
         "--benign-generations {input.benign_generations} --out {output.data} --stats {output.stats} "
-        "--params {params.p:q} --resources {RES} > {log} 2>&1"
-
-
-def train_data(wildcards):
-    return f"{RESULTS}/data/{wildcards.method}_train.jsonl"
-
-
-def train_section(method):
-    """RT has its own section; srg and every ablation share srg's (same budget knobs)."""
-    return CFG["rt"] if method == "rt" else CFG["srg"]
-
-
-TRAINED = ["rt", *VARIANTS]  # VARIANTS: rules/synthesize.smk
+        "--params {params.p:q} --resources {params.resources} > {log} 2>&1"
 
 
 rule train:
     """notebooks/train.ipynb: TRL SFT (LoRA or full), merged model, loss curve, refusal check."""
     input:
-        notebook=NOTEBOOKS / "train.ipynb",
+        notebook=notebook_source("train"),
         data=train_data,
         base=[BASE.path] if BASE.converted_from else [],
         check_prompts=f"{RESULTS}/prompts/id_eval.jsonl",
@@ -49,31 +39,41 @@ rule train:
         log=f"{RESULTS}/models/{{method}}/train_log.json",
         check=f"{RESULTS}/models/{{method}}/check.json",
         nb=f"{RESULTS}/notebooks/train_{{method}}.ipynb",
-    wildcard_constraints:
-        method="|".join(TRAINED),
-    params:
-        nb=lambda wc: as_json({
-            "method": wc.method, "train_jsonl": train_data(wc), "base_model": BASE.path,
-            "out_dir": f"{RESULTS}/models/{wc.method}", "train_config": train_section(wc.method)["training"],
-            "check": True, "check_prompts": f"{RESULTS}/prompts/id_eval.jsonl",
-            "base_judged": f"{RESULTS}/judgements/base/id_eval.greedy.jsonl",
-            "check_out": f"{RESULTS}/models/{wc.method}/check.json", "min_refusal_gain": train_section(wc.method)["check_min_refusal_gain"],
-            "resources": RES, "dtype": CFG["model"]["dtype"], "batch_size": CFG["generation"]["batch_size"],
-            "max_new_tokens": max_new_tokens(wc.method), "n_bootstrap": CFG["bon"]["n_bootstrap"],
-            "reasoning_format": CFG["reasoning"] if is_reasoning_model(wc.method) else None,
-            "system_prompt": model_system_prompt(wc.method),
-            "seed": CFG["seed"],
-            # only when > 1 (keeps single-device params, hence rerun triggers, unchanged)
-            **({"gpus": CFG["compute"]["train_gpus"]} if CFG["compute"]["train_gpus"] > 1 else {}),
-        }),
-    threads: workflow.cores
-    priority: 10
-    resources:
-        mem_mb=8000,
-        gpu=CFG["compute"]["train_gpus"],
     log:
         f"{RESULTS}/logs/train/{{method}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{method}}.tsv"
+    wildcard_constraints:
+        method="|".join(TRAINED),
+    priority: 10
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        gpu=CFG["compute"]["train_gpus"],
+    params:
+        nb=lambda wc: as_json(
+            {
+                "method": wc.method,
+                "train_jsonl": train_data(wc),
+                "base_model": BASE.path,
+                "out_dir": f"{RESULTS}/models/{wc.method}",
+                "train_config": train_section(wc.method)["training"],
+                "check": True,
+                "check_prompts": f"{RESULTS}/prompts/id_eval.jsonl",
+                "base_judged": f"{RESULTS}/judgements/base/id_eval.greedy.jsonl",
+                "check_out": f"{RESULTS}/models/{wc.method}/check.json",
+                "min_refusal_gain": train_section(wc.method)["check_min_refusal_gain"],
+                "resources": RES,
+                "dtype": CFG["model"]["dtype"],
+                "batch_size": CFG["generation"]["batch_size"],
+                "max_new_tokens": max_new_tokens(wc.method),
+                "n_bootstrap": CFG["bon"]["n_bootstrap"],
+                "reasoning_format": CFG["reasoning"] if is_reasoning_model(wc.method) else None,
+                "system_prompt": model_system_prompt(wc.method),
+                "seed": CFG["seed"],
+                # only when > 1 (keeps single-device params, hence rerun triggers, unchanged)
+                **({"gpus": CFG["compute"]["train_gpus"]} if CFG["compute"]["train_gpus"] > 1 else {}),
+            }
+        ),
     shell:
         papermill("train", pin=True)

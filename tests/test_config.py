@@ -17,19 +17,28 @@ def test_defaults_are_filled():
     assert cfg["bon"]["n"] == 16 and cfg["paths"]["results"] == "results"
 
 
-@pytest.mark.parametrize("override, needle", [
-    ({"bogus": 1}, "unknown config key 'bogus'"),
-    ({"generation": {"bogus": 1}}, "unknown config key 'generation.bogus'"),
-    ({"generation": {"backend": "nope"}}, "'generation.backend': 'nope' is not allowed; allowed values: ['hf', 'vllm', 'openai']"),
-    ({"judge": {"name": "nope"}}, "'judge.name': 'nope' is not allowed; allowed values: ['keyword', 'llamaguard', 'llm']"),
-    ({"prompts": {"id_eval": 0}}, "'prompts.id_eval': 0 is less than the minimum of 1"),
-    ({"bon": {"n": -3}}, "'bon.n': -3 is less than the minimum of 1"),
-    ({"bon": {"n": "many"}}, "'bon.n': 'many' is not of type 'integer'"),
-    ({"model": {"base": "not a model"}}, "'model.base': 'not a model' is neither a known model"),
-    ({"bon": {"evalsets": {"base": ["id_eval"]}}}, "'bon.evalsets.base': 'base' is not in bon.models"),
-    ({"bon": {"evalsets": {"srg": ["id_eval", "rot13"]}}}, "'bon.evalsets.srg': unknown eval sets ['rot13']"),
-    ({"bon": {"evalsets": {"srg": []}}}, "'bon.evalsets.srg': [] should be non-empty"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ({"bogus": 1}, "unknown config key 'bogus'"),
+        ({"generation": {"bogus": 1}}, "unknown config key 'generation.bogus'"),
+        (
+            {"generation": {"backend": "nope"}},
+            "'generation.backend': 'nope' is not allowed; allowed values: ['hf', 'vllm', 'openai']",
+        ),
+        (
+            {"judge": {"name": "nope"}},
+            "'judge.name': 'nope' is not allowed; allowed values: ['keyword', 'llamaguard', 'llm']",
+        ),
+        ({"prompts": {"id_eval": 0}}, "'prompts.id_eval': 0 is less than the minimum of 1"),
+        ({"bon": {"n": -3}}, "'bon.n': -3 is less than the minimum of 1"),
+        ({"bon": {"n": "many"}}, "'bon.n': 'many' is not of type 'integer'"),
+        ({"model": {"base": "not a model"}}, "'model.base': 'not a model' is neither a known model"),
+        ({"bon": {"evalsets": {"base": ["id_eval"]}}}, "'bon.evalsets.base': 'base' is not in bon.models"),
+        ({"bon": {"evalsets": {"srg": ["id_eval", "rot13"]}}}, "'bon.evalsets.srg': unknown eval sets ['rot13']"),
+        ({"bon": {"evalsets": {"srg": []}}}, "'bon.evalsets.srg': [] should be non-empty"),
+    ],
+)
 def test_bad_configs_name_the_key(override, needle):
     with pytest.raises(config.ConfigError) as exc:
         config.load(REPO / "config" / "default.yaml", override)

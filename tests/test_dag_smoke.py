@@ -34,8 +34,9 @@ def _config(tmp_path: Path, resources: Path, **overrides) -> Path:
     return path
 
 
-def _snakemake(workdir: Path, configfile: Path | None, *extra: str, env: dict | None = None,
-               **popen) -> subprocess.CompletedProcess:
+def _snakemake(
+    workdir: Path, configfile: Path | None, *extra: str, env: dict | None = None, **popen
+) -> subprocess.CompletedProcess:
     """Run snakemake on ``configfile`` (None: no --configfile); ``env`` entries set (None: unset)."""
     environ = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     for k, v in (env or {}).items():
@@ -43,7 +44,11 @@ def _snakemake(workdir: Path, configfile: Path | None, *extra: str, env: dict | 
     cfg = ["--configfile", str(configfile)] if configfile is not None else []
     return subprocess.run(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *cfg, "--cores", "2", *extra],
-        capture_output=True, text=True, env=environ, **popen)
+        capture_output=True,
+        text=True,
+        env=environ,
+        **popen,
+    )
 
 
 def _planned_jobs(dry_run_output: str) -> set[str]:
@@ -65,28 +70,60 @@ def smoke_run(tmp_path_factory, resources, model_dir):
 def test_smoke_outputs(smoke_run):
     work, _, _ = smoke_run
     r = work / "results"
-    for rel in ["judges/keyword_calibration.json", "notebooks/data_overview.ipynb", "figures/base_id_asr.png",
-                "notebooks/train_rt.ipynb", "models/rt/merged/model.safetensors", "models/rt/train_log.json",
-                "notebooks/bon_analysis.ipynb", "figures/bon_curves.png", "figures/bon_curves.pdf",
-                "bon/srg.csv", "bon/rt.csv", "claims.json",
-                "notebooks/guideline_synthesis_srg.ipynb", "notebooks/guideline_synthesis_srg_no_cd.ipynb",
-                "data/srg_train.jsonl", "synthesis/srg/stats.json", "models/srg/merged/model.safetensors",
-                "models/srg_minus_framing/check.json", "notebooks/evaluation.ipynb", "tables/main.csv",
-                "tables/ablations.csv", "figures/ablations.png", "figures/ablations.pdf", "figures/bon_srg_vs_rt.png",
-                "helpfulness/srg.json", "notebooks/figures.ipynb", "figures/final_bon.png",
-                "figures/final_claims.pdf", "tables/claims_summary.csv", "report/notebooks/figures.html",
-                "report/notebooks/train_rt.html", "report/provenance.json"]:
+    for rel in [
+        "judges/keyword_calibration.json",
+        "notebooks/data_overview.ipynb",
+        "figures/base_id_asr.png",
+        "notebooks/train_rt.ipynb",
+        "models/rt/merged/model.safetensors",
+        "models/rt/train_log.json",
+        "notebooks/bon_analysis.ipynb",
+        "figures/bon_curves.png",
+        "figures/bon_curves.pdf",
+        "bon/srg.csv",
+        "bon/rt.csv",
+        "claims.json",
+        "notebooks/guideline_synthesis_srg.ipynb",
+        "notebooks/guideline_synthesis_srg_no_cd.ipynb",
+        "data/srg_train.jsonl",
+        "synthesis/srg/stats.json",
+        "models/srg/merged/model.safetensors",
+        "models/srg_minus_framing/check.json",
+        "notebooks/evaluation.ipynb",
+        "tables/main.csv",
+        "tables/ablations.csv",
+        "figures/ablations.png",
+        "figures/ablations.pdf",
+        "figures/bon_srg_vs_rt.png",
+        "helpfulness/srg.json",
+        "notebooks/figures.ipynb",
+        "figures/final_bon.png",
+        "figures/final_claims.pdf",
+        "tables/claims_summary.csv",
+        "report/notebooks/figures.html",
+        "report/notebooks/train_rt.html",
+        "report/provenance.json",
+    ]:
         assert (r / rel).exists(), rel
     cal = json.loads((r / "judges/keyword_calibration.json").read_text())
     assert cal["n"] == 169 and 0 <= cal["precision"] <= 1
     claims = json.loads((r / "claims.json").read_text())
     ids = {c["id"] for c in claims["claims"]}
     assert claims["config"] == "smoke" and "C1.summary" in ids and "C1.base64" in ids and "C1.pair" in ids
-    assert {"C3.base64", "C3.ood", "C3.id", "C3.overrefusal", "C3.helpfulness", "C4.srg_no_cd",
-            "C4.srg_minus_framing", "C2.divergence"} <= ids
+    assert {
+        "C3.base64",
+        "C3.ood",
+        "C3.id",
+        "C3.overrefusal",
+        "C3.helpfulness",
+        "C4.srg_no_cd",
+        "C4.srg_minus_framing",
+        "C2.divergence",
+    } <= ids
     for c in claims["claims"]:
         assert c["verdict"] in {"supported", "refuted", "inconclusive"}
     import pandas as pd
+
     bon = pd.read_csv(r / "bon/rt.csv")
     assert set(bon["N"]) == {1, 2, 3, 4} and {"id_eval", "pair", "jailbreakchat"} <= set(bon["evalset"])
     assert set(pd.read_csv(r / "bon/srg.csv")["evalset"]) == {"id_eval", "base64"}  # bon.evalsets.srg
@@ -132,22 +169,31 @@ def test_changed_sampling_parameter_reruns_downstream_only(smoke_run, tmp_path):
     assert not jobs & {"prompts", "train", "rt_data", "attack", "judge_calibration"}
 
 
-@pytest.mark.parametrize("override, needle", [
-    ({"generation.backend": "nope"}, "'generation.backend': 'nope' is not allowed"),
-    ({"bon.n": 0}, "'bon.n': 0 is less than the minimum of 1"),
-    ({"prompts.bogus": 3}, "unknown config key 'prompts.bogus'"),
-    ({"evalsets.x": {"attack": "nope"}}, "'evalsets.x.attack': 'nope' is not a registered attack"),
-    ({"model.base": "not-a-model"}, "'model.base': 'not-a-model' is neither a known model"),
-    ({"ablations.srg_x": {"drop": ["nope"]}}, "unknown guideline ids in drop: ['nope']"),
-    ({"bon.models": ["rt", "ghost"]}, "'bon.models': ['ghost'] not among this run's models"),
-    ({"guidelines.file": "missing.yaml"}, "missing.yaml not found (config key guidelines.file)"),
-    ({"evalsets.caesar": {"attack": "caesar", "options": {"shift": "three"}}},
-     "'evalsets.caesar.options' (attack 'caesar'): option 'shift' must be int, got 'three'"),
-    ({"evalsets.mine": {"attack": "none", "file": "empty.jsonl"}},
-     "config key 'evalsets.mine.file': prompt file empty.jsonl has no records"),
-    ({"judge.agreement_with": ["llm"], "judge.api_key_env": "SRG_TEST_UNSET_KEY"},
-     "environment variable(s) not set: SRG_TEST_UNSET_KEY (named by config key 'judge.api_key_env')"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ({"generation.backend": "nope"}, "'generation.backend': 'nope' is not allowed"),
+        ({"bon.n": 0}, "'bon.n': 0 is less than the minimum of 1"),
+        ({"prompts.bogus": 3}, "unknown config key 'prompts.bogus'"),
+        ({"evalsets.x": {"attack": "nope"}}, "'evalsets.x.attack': 'nope' is not a registered attack"),
+        ({"model.base": "not-a-model"}, "'model.base': 'not-a-model' is neither a known model"),
+        ({"ablations.srg_x": {"drop": ["nope"]}}, "unknown guideline ids in drop: ['nope']"),
+        ({"bon.models": ["rt", "ghost"]}, "'bon.models': ['ghost'] not among this run's models"),
+        ({"guidelines.file": "missing.yaml"}, "missing.yaml not found (config key guidelines.file)"),
+        (
+            {"evalsets.caesar": {"attack": "caesar", "options": {"shift": "three"}}},
+            "'evalsets.caesar.options' (attack 'caesar'): option 'shift' must be int, got 'three'",
+        ),
+        (
+            {"evalsets.mine": {"attack": "none", "file": "empty.jsonl"}},
+            "config key 'evalsets.mine.file': prompt file empty.jsonl has no records",
+        ),
+        (
+            {"judge.agreement_with": ["llm"], "judge.api_key_env": "SRG_TEST_UNSET_KEY"},
+            "environment variable(s) not set: SRG_TEST_UNSET_KEY (named by config key 'judge.api_key_env')",
+        ),
+    ],
+)
 def test_bad_config_fails_before_any_job(tmp_path, override, needle):
     (tmp_path / "empty.jsonl").write_text("")
     cfg = _config(tmp_path, REPO / "resources", **override)
@@ -159,12 +205,29 @@ def test_bad_config_fails_before_any_job(tmp_path, override, needle):
 
 def test_paper_config_dry_runs_without_gpu(tmp_path):
     """config/paper.yaml builds its whole DAG (8B model, vLLM, Llama-Guard-3 + agreement, teacher) here."""
-    proc = _snakemake(tmp_path, REPO / "config" / "paper.yaml", "-n", "--quiet", "rules",
-                      env={"OPENAI_API_KEY": "placeholder-not-a-key"})  # the teacher's key must be set
+    proc = _snakemake(
+        tmp_path,
+        REPO / "config" / "paper.yaml",
+        "-n",
+        "--quiet",
+        "rules",
+        env={"OPENAI_API_KEY": "placeholder-not-a-key"},
+    )  # the teacher's key must be set
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     jobs = _planned_jobs(proc.stdout + proc.stderr)
-    assert {"teacher_generate", "synthesis", "train", "generate", "judge", "judge_extra", "judge_agreement",
-            "evaluation", "bon_analysis", "domain_adaptation", "figures"} <= jobs
+    assert {
+        "teacher_generate",
+        "synthesis",
+        "train",
+        "generate",
+        "judge",
+        "judge_extra",
+        "judge_agreement",
+        "evaluation",
+        "bon_analysis",
+        "domain_adaptation",
+        "figures",
+    } <= jobs
 
 
 def test_extra_judge_is_wired_into_the_evaluation(tmp_path):
@@ -182,8 +245,15 @@ def test_report_builds_with_every_stage(smoke_run):
     proc = _snakemake(work, cfg, "--report", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text(errors="replace")
-    for name in ("ablations.png", "bon_srg_vs_rt.png", "main_asr.png", "bon_curves.png", "evaluation.html",
-                 "guideline_synthesis_srg.html", "provenance.json"):
+    for name in (
+        "ablations.png",
+        "bon_srg_vs_rt.png",
+        "main_asr.png",
+        "bon_curves.png",
+        "evaluation.html",
+        "guideline_synthesis_srg.html",
+        "provenance.json",
+    ):
         assert name in html, name
 
 
@@ -221,10 +291,19 @@ def test_kill_9_mid_generation_loses_no_finished_work(tmp_path, resources, model
     cfg = _config(tmp_path, resources, **{"generation.shard_size": 2})
     target = "results/generations/base/train_benign.answer.jsonl"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(cfg),
-           "--cores", "2", target]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(cfg),
+        "--cores",
+        "2",
+        target,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     pattern = ".train_benign.answer.jsonl.shards-*/*.jsonl"
     gen_dir = tmp_path / "results" / "generations" / "base"
     deadline = time.time() + 600
@@ -256,9 +335,22 @@ def test_rerun_of_a_generate_job_gives_the_same_bytes(smoke_run):
     work, cfg, _ = smoke_run
     for target in ("results/generations/rt/id_eval.greedy.jsonl", "results/generations/rt/base64.sample.jsonl"):
         out = work / "determinism.json"
-        proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "determinism.py"), "--target", target,
-                               "--configfile", str(cfg), "--workdir", str(work), "--out", str(out)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "benchmarks" / "determinism.py"),
+                "--target",
+                target,
+                "--configfile",
+                str(cfg),
+                "--workdir",
+                str(work),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         report = json.loads(out.read_text())
         assert report["identical"] and report["differing_rows"] == 0 and report["rows"] > 0

@@ -1,22 +1,25 @@
-import json
-
 import pytest
 
+from srg import backends as be_api
 from srg import generation as g
+from srg.backends import hf
 from srg.io import read_jsonl, write_jsonl
 
 
 @pytest.fixture(scope="module")
 def backend(model_dir):
-    return g.HFBackend(str(model_dir), dtype="float32", batch_size=8)
+    return hf.HFBackend(str(model_dir), dtype="float32", batch_size=8)
 
 
-REQS = [g.Request("Name three primary colours."), g.Request("What is 2 + 2?"),
-        g.Request("Write one sentence about the sea.", system="You are terse.")]
+REQS = [
+    be_api.Request("Name three primary colours."),
+    be_api.Request("What is 2 + 2?"),
+    be_api.Request("Write one sentence about the sea.", system="You are terse."),
+]
 
 
 def test_greedy_is_deterministic_and_ordered(backend):
-    p = g.SamplingParams(n=1, greedy=True, max_new_tokens=8)
+    p = be_api.SamplingParams(n=1, greedy=True, max_new_tokens=8)
     a = backend.generate(REQS, p)
     b = backend.generate(list(reversed(REQS)), p)
     assert [x[0].text for x in a] == [x[0].text for x in reversed(b)]
@@ -25,14 +28,14 @@ def test_greedy_is_deterministic_and_ordered(backend):
 
 def test_shared_prefill_matches_plain_decoding(backend):
     """n samples with top_k=1 reuse one prefill per prompt and must equal greedy decoding (fp32)."""
-    greedy = backend.generate(REQS, g.SamplingParams(n=1, greedy=True, max_new_tokens=8))
-    shared = backend.generate(REQS, g.SamplingParams(n=3, greedy=False, top_k=1, max_new_tokens=8))
+    greedy = backend.generate(REQS, be_api.SamplingParams(n=1, greedy=True, max_new_tokens=8))
+    shared = backend.generate(REQS, be_api.SamplingParams(n=3, greedy=False, top_k=1, max_new_tokens=8))
     for gr, sh in zip(greedy, shared):
         assert [c.text for c in sh] == [gr[0].text] * 3
 
 
 def test_sampling_is_seeded(backend):
-    p = g.SamplingParams(n=4, greedy=False, temperature=1.0, max_new_tokens=8, seed=3)
+    p = be_api.SamplingParams(n=4, greedy=False, temperature=1.0, max_new_tokens=8, seed=3)
     a = backend.generate(REQS[:2], p)
     b = backend.generate(REQS[:2], p)
     assert [[c.text for c in x] for x in a] == [[c.text for c in x] for x in b]
@@ -41,27 +44,39 @@ def test_sampling_is_seeded(backend):
 
 def test_params_validation():
     with pytest.raises(ValueError):
-        g.SamplingParams(n=2, greedy=True)
+        be_api.SamplingParams(n=2, greedy=True)
     with pytest.raises(ValueError):
-        g.SamplingParams(n=0)
+        be_api.SamplingParams(n=0)
     with pytest.raises(ValueError, match="unknown generation backend 'nope'"):
-        g.make_backend("nope")
+        be_api.make_backend("nope")
 
 
 def test_prompt_truncation_keeps_the_end(model_dir):
-    be = g.HFBackend(str(model_dir), dtype="float32", batch_size=2, max_prompt_tokens=32)
-    out = be.generate([g.Request("word " * 200 + "What is 2 + 2?")], g.SamplingParams(max_new_tokens=4))
+    be = hf.HFBackend(str(model_dir), dtype="float32", batch_size=2, max_prompt_tokens=32)
+    out = be.generate([be_api.Request("word " * 200 + "What is 2 + 2?")], be_api.SamplingParams(max_new_tokens=4))
     assert be.truncated == 1 and out[0][0].n_tokens <= 4
 
 
 def _job(tmp_path, model_dir, n=2):
     prompts = tmp_path / "p.jsonl"
-    write_jsonl(prompts, [{"id": f"p{i}", "prompt": f"Count to {i}.", "source": "t", "category": "",
-                           "split": "eval", "meta": {}} for i in range(5)])
-    return g.GenerationJob(prompts=str(prompts), out=str(tmp_path / "out.jsonl"), model_path=str(model_dir),
-                           model_name="base", evalset="t", mode="sample", shard_size=2,
-                           sampling=g.SamplingParams(n=n, greedy=False, max_new_tokens=4),
-                           backend_options={"dtype": "float32", "batch_size": 4})
+    write_jsonl(
+        prompts,
+        [
+            {"id": f"p{i}", "prompt": f"Count to {i}.", "source": "t", "category": "", "split": "eval", "meta": {}}
+            for i in range(5)
+        ],
+    )
+    return g.GenerationJob(
+        prompts=str(prompts),
+        out=str(tmp_path / "out.jsonl"),
+        model_path=str(model_dir),
+        model_name="base",
+        evalset="t",
+        mode="sample",
+        shard_size=2,
+        sampling=be_api.SamplingParams(n=n, greedy=False, max_new_tokens=4),
+        backend_options={"dtype": "float32", "batch_size": 4},
+    )
 
 
 def test_sharded_run_resumes_without_redoing_shards(tmp_path, model_dir, backend):
@@ -69,10 +84,31 @@ def test_sharded_run_resumes_without_redoing_shards(tmp_path, model_dir, backend
     shards = g.shard_dir(job)
     # Simulate a killed run: shard 0 finished, with a recognisable marker, shards 1-2 missing.
     shards.mkdir(parents=True)
-    done = [{"prompt_id": "p0", "sample": j, "response": "MARKER", "n_tokens": 1, "finished": True,
-             "model": "base", "evalset": "t", "mode": "sample"} for j in range(2)] + \
-           [{"prompt_id": "p1", "sample": j, "response": "MARKER", "n_tokens": 1, "finished": True,
-             "model": "base", "evalset": "t", "mode": "sample"} for j in range(2)]
+    done = [
+        {
+            "prompt_id": "p0",
+            "sample": j,
+            "response": "MARKER",
+            "n_tokens": 1,
+            "finished": True,
+            "model": "base",
+            "evalset": "t",
+            "mode": "sample",
+        }
+        for j in range(2)
+    ] + [
+        {
+            "prompt_id": "p1",
+            "sample": j,
+            "response": "MARKER",
+            "n_tokens": 1,
+            "finished": True,
+            "model": "base",
+            "evalset": "t",
+            "mode": "sample",
+        }
+        for j in range(2)
+    ]
     write_jsonl(shards / "00000.jsonl", done)
     stats = g.run_generation(job, backend=backend, log=lambda *_: None)
     rows = read_jsonl(job.out)
@@ -90,9 +126,9 @@ def test_shard_key_changes_with_sampling(tmp_path, model_dir):
 
 def test_length_buckets_bound_padding():
     lengths = [100, 90, 80, 50, 45, 10, 9]
-    assert g.length_buckets(lengths, 32, 0.0) == [[0, 1, 2, 3, 4, 5, 6]]
-    assert g.length_buckets(lengths, 3, 0.0) == [[0, 1, 2], [3, 4, 5], [6]]
-    b = g.length_buckets(lengths, 32, 0.6)
+    assert hf.length_buckets(lengths, 32, 0.0) == [[0, 1, 2, 3, 4, 5, 6]]
+    assert hf.length_buckets(lengths, 3, 0.0) == [[0, 1, 2], [3, 4, 5], [6]]
+    b = hf.length_buckets(lengths, 32, 0.6)
     assert b == [[0, 1, 2], [3, 4], [5, 6]]
     for batch in b:  # every row is at least 60% real tokens
         assert min(lengths[i] for i in batch) >= 0.6 * lengths[batch[0]]
@@ -100,18 +136,19 @@ def test_length_buckets_bound_padding():
 
 def test_pick_tokens_filters():
     import torch
+
     logits = torch.tensor([[0.0, 1.0, 5.0, 4.9]])
-    assert g.pick_tokens(logits, g.SamplingParams()).item() == 2
+    assert hf.pick_tokens(logits, be_api.SamplingParams()).item() == 2
     torch.manual_seed(0)
-    top1 = {g.pick_tokens(logits, g.SamplingParams(n=2, greedy=False, top_k=1)).item() for _ in range(20)}
+    top1 = {hf.pick_tokens(logits, be_api.SamplingParams(n=2, greedy=False, top_k=1)).item() for _ in range(20)}
     assert top1 == {2}
     # top_p 0.5: only the most likely token is in the nucleus (p(2) > 0.5 here)
-    nucleus = {g.pick_tokens(logits, g.SamplingParams(n=2, greedy=False, top_p=0.5)).item() for _ in range(50)}
+    nucleus = {hf.pick_tokens(logits, be_api.SamplingParams(n=2, greedy=False, top_p=0.5)).item() for _ in range(50)}
     assert nucleus == {2}
-    wide = {g.pick_tokens(logits, g.SamplingParams(n=2, greedy=False, top_p=0.99)).item() for _ in range(200)}
+    wide = {hf.pick_tokens(logits, be_api.SamplingParams(n=2, greedy=False, top_p=0.99)).item() for _ in range(200)}
     assert {2, 3} <= wide and 0 not in wide
 
 
 def test_finished_rows_report_eos(backend):
-    out = backend.generate([g.Request("Say only: yes")], g.SamplingParams(max_new_tokens=64))[0][0]
+    out = backend.generate([be_api.Request("Say only: yes")], be_api.SamplingParams(max_new_tokens=64))[0][0]
     assert out.finished == (out.n_tokens < 64)

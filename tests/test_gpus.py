@@ -1,4 +1,5 @@
 """srg.gpus: per-job GPU pinning with flock'ed lock files (CPU only: SRG_GPU_COUNT fakes 4 GPUs)."""
+
 import os
 import subprocess
 import sys
@@ -20,9 +21,13 @@ def env(tmp_path):
 
 
 def pinned(env, n, *cmd, timeout=5.0):
-    return subprocess.Popen([sys.executable, "-m", "srg.gpus", "--n", str(n), "--timeout", str(timeout),
-                             "--poll", "0.05", "--", *cmd], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "srg.gpus", "--n", str(n), "--timeout", str(timeout), "--poll", "0.05", "--", *cmd],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_line(proc):
@@ -49,8 +54,26 @@ def test_claim_beyond_free_waits_then_times_out(env, tmp_path):
     holder = pinned(env, 2, sys.executable, "-c", SHOW, "3")
     wait_for_line(holder)
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "srg.gpus", "--n", "3", "--timeout", "0.6", "--poll", "0.05",
-                        "--", sys.executable, "-c", "print('ran')"], env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "srg.gpus",
+            "--n",
+            "3",
+            "--timeout",
+            "0.6",
+            "--poll",
+            "0.05",
+            "--",
+            sys.executable,
+            "-c",
+            "print('ran')",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert time.monotonic() - t0 >= 0.6
     assert r.returncode == gpus.EXIT_TIMEOUT and "ran" not in r.stdout
     assert "timed out after 0.6 s waiting for 3 free GPU(s) of 4 visible" in r.stderr
@@ -69,15 +92,34 @@ def test_claim_waits_until_devices_free_up(env):
 
 
 def test_more_than_visible_fails_at_once(env):
-    r = subprocess.run([sys.executable, "-m", "srg.gpus", "--n", "5", "--", "true"], env=env,
-                       capture_output=True, text=True, timeout=10)
+    r = subprocess.run(
+        [sys.executable, "-m", "srg.gpus", "--n", "5", "--", "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert r.returncode == gpus.EXIT_TIMEOUT and "needs 5 GPU(s) but only 4 are visible" in r.stderr
 
 
 def test_return_code_propagates_and_locks_are_freed(env, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "srg.gpus", "--n", "4", "--", sys.executable, "-c",
-                        "import os, sys; print(os.environ['CUDA_VISIBLE_DEVICES']); sys.exit(7)"],
-                       env=env, capture_output=True, text=True, timeout=10)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "srg.gpus",
+            "--n",
+            "4",
+            "--",
+            sys.executable,
+            "-c",
+            "import os, sys; print(os.environ['CUDA_VISIBLE_DEVICES']); sys.exit(7)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert r.returncode == 7
     assert sorted(r.stdout.strip().split(",")) == ["0", "1", "2", "3"]
     assert all_free(tmp_path / "locks")
@@ -85,16 +127,26 @@ def test_return_code_propagates_and_locks_are_freed(env, tmp_path):
 
 def test_zero_passes_through(env):
     env = {**env, "CUDA_VISIBLE_DEVICES": "5,6"}
-    r = subprocess.run([sys.executable, "-m", "srg.gpus", "--n", "0", "--", sys.executable, "-c", SHOW, "0"],
-                       env=env, capture_output=True, text=True, timeout=10)
+    r = subprocess.run(
+        [sys.executable, "-m", "srg.gpus", "--n", "0", "--", sys.executable, "-c", SHOW, "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert r.returncode == 0 and r.stdout.strip() == "5,6" and r.stderr == ""
 
 
 def test_parent_visible_devices_are_the_pool(env):
     env = {**env, "CUDA_VISIBLE_DEVICES": "3,GPU-ab12"}
     assert gpus.visible_gpus(env) == ["3", "GPU-ab12"]
-    r = subprocess.run([sys.executable, "-m", "srg.gpus", "--n", "2", "--", sys.executable, "-c", SHOW, "0"],
-                       env=env, capture_output=True, text=True, timeout=10)
+    r = subprocess.run(
+        [sys.executable, "-m", "srg.gpus", "--n", "2", "--", sys.executable, "-c", SHOW, "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert r.returncode == 0 and r.stdout.strip() == "3,GPU-ab12"
 
 

@@ -27,15 +27,32 @@ def tok(model_dir):
 def tiny(tok):
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(
-        vocab_size=len(tok), hidden_size=D, intermediate_size=64, num_hidden_layers=N_LAYERS,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+        vocab_size=len(tok),
+        hidden_size=D,
+        intermediate_size=64,
+        num_hidden_layers=N_LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     return transformers.LlamaForCausalLM(cfg).float().eval()
 
 
 def recs(*prompts, system=None):
-    return [{"id": f"p{i}", "prompt": p, "source": "t", "category": "t", "split": "test",
-             "meta": {"system": system} if system else {}} for i, p in enumerate(prompts)]
+    return [
+        {
+            "id": f"p{i}",
+            "prompt": p,
+            "source": "t",
+            "category": "t",
+            "split": "test",
+            "meta": {"system": system} if system else {},
+        }
+        for i, p in enumerate(prompts)
+    ]
 
 
 LONG = "Please explain, in a very long and detailed way with many words, " * 4 + "how rainbows form."
@@ -46,8 +63,7 @@ def test_shapes_dtype_and_layers(tiny, tok):
     assert last.shape == mean.shape == (3, N_LAYERS + 1, D)
     assert last.dtype == mean.dtype == np.float16
     assert np.isfinite(last).all() and np.isfinite(mean).all()
-    l2, m2 = hs.extract_hidden_states(tiny, tok, recs("hi", "tell me a joke", LONG), batch_size=2,
-                                      layers=[-1, 0])
+    l2, m2 = hs.extract_hidden_states(tiny, tok, recs("hi", "tell me a joke", LONG), batch_size=2, layers=[-1, 0])
     np.testing.assert_array_equal(l2[:, 0], last[:, -1])
     np.testing.assert_array_equal(m2[:, 1], mean[:, 0])
 
@@ -86,8 +102,9 @@ def test_run_extraction_resume_and_roundtrip(tiny, tok, tmp_path):
     prompts = tmp_path / "set.jsonl"
     write_jsonl(prompts, recs("a", "bb", "ccc ccc", "dddd", LONG))
     out = tmp_path / "hidden" / "set.npz"
-    kw = dict(model_name="tiny", batch_size=2, shard_size=2, max_prompts=4, model=tiny, tokenizer=tok,
-              log=lambda *_: None)
+    kw = dict(
+        model_name="tiny", batch_size=2, shard_size=2, max_prompts=4, model=tiny, tokenizer=tok, log=lambda *_: None
+    )
     # a pre-existing shard 0 (sentinel values) must be kept, not recomputed
     opts = {"dtype": "float32", "max_prompt_tokens": 1024, "system_prompt": None, "layers": "all"}
     from srg.io import read_jsonl
@@ -95,12 +112,12 @@ def test_run_extraction_resume_and_roundtrip(tiny, tok, tmp_path):
     records = read_jsonl(prompts)[:4]
     from srg.models import model_fingerprint
 
-    sdir = hs.shard_dir(out, {"model": model_fingerprint("tiny-path"), "records": hs._records_key(records),
-                              "opts": opts, "shard": 2})
+    sdir = hs.shard_dir(
+        out, {"model": model_fingerprint("tiny-path"), "records": hs._records_key(records), "opts": opts, "shard": 2}
+    )
     sdir.mkdir(parents=True)
     sentinel = np.full((2, N_LAYERS + 1, D), 7, dtype=np.float16)
-    hs._save_npz(sdir / "00000.npz", last=sentinel, mean=sentinel, ids=np.array(["p0", "p1"]),
-                 stats=np.array([0, 0]))
+    hs._save_npz(sdir / "00000.npz", last=sentinel, mean=sentinel, ids=np.array(["p0", "p1"]), stats=np.array([0, 0]))
     stats = hs.run_extraction(prompts, "tiny-path", out, **kw)
     assert stats["resumed_shards"] == 1 and stats["extracted"] == 2
     assert not sdir.exists()
@@ -121,5 +138,15 @@ def test_run_extraction_resume_and_roundtrip(tiny, tok, tmp_path):
 
 def test_cli_rejects_unknown_params(tmp_path):
     with pytest.raises(SystemExit):
-        hs.main(["--prompts", "x", "--model-path", "y", "--out", str(tmp_path / "o.npz"),
-                 "--params", json.dumps({"nope": 1})])
+        hs.main(
+            [
+                "--prompts",
+                "x",
+                "--model-path",
+                "y",
+                "--out",
+                str(tmp_path / "o.npz"),
+                "--params",
+                json.dumps({"nope": 1}),
+            ]
+        )

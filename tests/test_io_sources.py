@@ -32,11 +32,15 @@ def _fake_sources(tmp_path, sha):
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("demo/data/a.txt", "hello")
         zf.writestr("demo/data/sub/b.txt", "world")
-    spec = {"wheels": {"demo": {"version": "1.0", "filename": wheel.name, "sha256": sha or sources.sha256_of(wheel)}},
-            "files": {"a": {"wheel": "demo", "path": "demo/data/a.txt"},
-                      "folder": {"wheel": "demo", "path": "demo/data/"},
-                      "missing": {"wheel": "demo", "path": "demo/nope.txt"}},
-            "models": {}}
+    spec = {
+        "wheels": {"demo": {"version": "1.0", "filename": wheel.name, "sha256": sha or sources.sha256_of(wheel)}},
+        "files": {
+            "a": {"wheel": "demo", "path": "demo/data/a.txt"},
+            "folder": {"wheel": "demo", "path": "demo/data/"},
+            "missing": {"wheel": "demo", "path": "demo/nope.txt"},
+        },
+        "models": {},
+    }
     return wheel, spec
 
 

@@ -40,8 +40,11 @@ def test_teacher_key_never_written(tmp_path, resources, model_dir, monkeypatch):
     server = FakeServer()
     server.reply_text = _teacher_reply
     try:
-        teacher = {"backend": "openai", "model": "fake-teacher",
-                   "options": {"base_url": server.url, "api_key_env": KEY_ENV, "max_retries": 0}}
+        teacher = {
+            "backend": "openai",
+            "model": "fake-teacher",
+            "options": {"base_url": server.url, "api_key_env": KEY_ENV, "max_retries": 0},
+        }
         cfg = _config(tmp_path, resources, **{"synthesis.teacher": teacher, "ablations": {}})
         target = "results/notebooks/guideline_synthesis_srg.ipynb"
         monkeypatch.setenv(KEY_ENV, KEY)
@@ -56,11 +59,12 @@ def test_teacher_key_never_written(tmp_path, resources, model_dir, monkeypatch):
 
         # a missing variable is a clear error that names the variable (and still leaks nothing)
         monkeypatch.delenv(KEY_ENV)
-        cfg2 = _config(tmp_path, resources, **{"synthesis.teacher": teacher, "ablations": {},
-                                              "synthesis.k": 1})
+        cfg2 = _config(tmp_path, resources, **{"synthesis.teacher": teacher, "ablations": {}, "synthesis.k": 1})
         proc = _snakemake(tmp_path, cfg2, target)
         assert proc.returncode != 0
-        logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "results/logs/teacher_generate").glob("*.log"))
+        logs = "".join(
+            p.read_text(errors="replace") for p in (tmp_path / "results/logs/teacher_generate").glob("*.log")
+        )
         assert KEY_ENV in logs
         assert _files_containing(tmp_path, KEY) == []
     finally:

@@ -108,8 +108,7 @@ def test_layer_metrics_shapes_and_values():
         "ood_benignish": stack(-mu),
         "ood_harmish": stack(mu),
     }
-    df = probing.layer_metrics(states, "harm", "benign", ["ood_benignish", "ood_harmish"],
-                               cv=3, n_boot=100)
+    df = probing.layer_metrics(states, "harm", "benign", ["ood_benignish", "ood_harmish"], cv=3, n_boot=100)
     assert list(df.columns) == ["layer", "evalset", "metric", "value", "ci_low", "ci_high"]
     assert sorted(df["layer"].unique()) == [0, 1, 2]
     assert len(df) == L * (4 + 2 * 4)
@@ -136,9 +135,48 @@ def test_projection_panel_smoke(tmp_path):
     _, _, _, Xh, Xb = clouds()
     proj = probing.fit_id_projection(Xh, Xb)
     fig, ax = plt.subplots()
-    pts = {"id_harmful": proj.transform(Xh), "id_benign": proj.transform(Xb),
-           "ood": proj.transform(Xh[:10] * 0.1)}
+    pts = {"id_harmful": proj.transform(Xh), "id_benign": proj.transform(Xb), "ood": proj.transform(Xh[:10] * 0.1)}
     plotting.projection_panel(ax, pts, "layer 0")
     paths = plotting.save_figure(fig, tmp_path / "proj")
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
     plt.close(fig)
+
+
+def test_c2_claims_both_ways():
+    """OOD states that sit with ID benign support C2.position / C2.transfer; states that sit with ID
+    harmful refute them; C2.divergence compares the PAD of two models."""
+    rng = np.random.default_rng(3)
+    n, L = 40, 2
+    mu = np.zeros(D)
+    mu[0] = 3.0
+
+    def stack(center):
+        return center + rng.standard_normal((n, L, D))
+
+    def model_states(ood_center):
+        return {"harm": stack(mu), "benign": stack(-mu), "attack": stack(ood_center)}
+
+    states = {"rt": model_states(-mu), "srg": model_states(mu)}
+    at = []
+    for m, st in states.items():
+        df = probing.layer_metrics(st, "harm", "benign", ["attack"], cv=3, n_boot=100)
+        at.append(df[df["layer"] == 1].assign(model=m))
+    import pandas as pd
+
+    at = pd.concat(at)
+    args = dict(
+        ood_sets=["attack"],
+        id_harm="harm",
+        id_benign="benign",
+        layer=1,
+        pooling="last",
+        evidence="results/x",
+        n_boot=200,
+    )
+    rt, info = probing.c2_claims(at, states, "rt", **args)
+    got = {c.id: c.verdict for c in rt}
+    assert got == {"C2.position.attack": "supported", "C2.transfer": "supported", "C2.divergence": "supported"}
+    assert info["id_acc"] > 0.9 and info["ood_acc"] < 0.2
+    srg, _ = probing.c2_claims(at, {"srg": states["srg"]}, "srg", **args)
+    got = {c.id: c.verdict for c in srg}
+    assert got["C2.position.attack"] == "refuted" and got["C2.transfer"] != "supported"

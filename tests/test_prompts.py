@@ -10,7 +10,12 @@ def sets(resources):
 
 def test_sizes_schema_and_splits(sets):
     assert {k: len(v) for k, v in sets.items()} == {
-        "train_harmful": 200, "train_benign": 200, "id_eval": 40, "overrefusal": 40, "helpfulness": 40}
+        "train_harmful": 200,
+        "train_benign": 200,
+        "id_eval": 40,
+        "overrefusal": 40,
+        "helpfulness": 40,
+    }
     for name, rows in sets.items():
         prompts.check_records(rows, name)
         assert {r["split"] for r in rows} == {"train" if name.startswith("train") else "eval"}

@@ -8,22 +8,36 @@ import sys
 
 import pytest
 
+from srg import backends as be_api
 from srg import generation as g
 from srg.io import read_jsonl, write_jsonl
 
-PROMPTS = [{"id": f"p{i}", "prompt": f"Count to {i}.", "source": "t", "category": "", "split": "test",
-            "meta": {}} for i in range(6)]
+PROMPTS = [
+    {"id": f"p{i}", "prompt": f"Count to {i}.", "source": "t", "category": "", "split": "test", "meta": {}}
+    for i in range(6)
+]
 
 
 def _job(tmp_path, model, out="out.jsonl", greedy=False):
     prompts = tmp_path / "p.jsonl"
     if not prompts.exists():
         write_jsonl(prompts, PROMPTS)
-    sampling = g.SamplingParams(n=1, greedy=True, max_new_tokens=6) if greedy else \
-        g.SamplingParams(n=3, greedy=False, temperature=1.0, top_k=0, max_new_tokens=6, seed=7)
-    return g.GenerationJob(prompts=str(prompts), out=str(tmp_path / out), model_path=str(model), model_name="m",
-                           evalset="t", mode="greedy" if greedy else "sample", sampling=sampling, shard_size=2,
-                           backend_options={"dtype": "float32", "batch_size": 8, "threads": 1})
+    sampling = (
+        be_api.SamplingParams(n=1, greedy=True, max_new_tokens=6)
+        if greedy
+        else be_api.SamplingParams(n=3, greedy=False, temperature=1.0, top_k=0, max_new_tokens=6, seed=7)
+    )
+    return g.GenerationJob(
+        prompts=str(prompts),
+        out=str(tmp_path / out),
+        model_path=str(model),
+        model_name="m",
+        evalset="t",
+        mode="greedy" if greedy else "sample",
+        sampling=sampling,
+        shard_size=2,
+        backend_options={"dtype": "float32", "batch_size": 8, "threads": 1},
+    )
 
 
 class Killed(Exception):
@@ -32,7 +46,7 @@ class Killed(Exception):
 
 def _interrupted(job, after_batches=1):
     """Run ``job`` like a process killed after ``after_batches`` shards were written."""
-    backend = g.make_backend("hf", model_path=job.model_path, **job.backend_options)
+    backend = be_api.make_backend("hf", model_path=job.model_path, **job.backend_options)
     calls = {"n": 0}
     real = backend.generate
 
@@ -94,9 +108,25 @@ def test_same_seed_same_bytes(tmp_path, save_tiny_llama, resources, greedy):
     judged = []
     for name in ("a", "b"):
         out = tmp_path / f"{name}.judged.jsonl"
-        subprocess.run([sys.executable, "-m", "srg", "judge", "--prompts", str(tmp_path / "p.jsonl"),
-                        "--generations", str(tmp_path / f"{name}.jsonl"), "--out", str(out),
-                        "--params", json.dumps({"name": "keyword"}), "--resources", str(resources)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "srg",
+                "judge",
+                "--prompts",
+                str(tmp_path / "p.jsonl"),
+                "--generations",
+                str(tmp_path / f"{name}.jsonl"),
+                "--out",
+                str(out),
+                "--params",
+                json.dumps({"name": "keyword"}),
+                "--resources",
+                str(resources),
+            ],
+            check=True,
+            capture_output=True,
+        )
         judged.append(out.read_bytes())
     assert judged[0] == judged[1] and judged[0]

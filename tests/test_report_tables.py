@@ -17,10 +17,12 @@ def main_frame():
     rows = []
     for model in ["srg", "base", "rt", "srg_plain"]:
         for evalset in ["pair", "id_eval"]:
-            rows.append(dict(model=model, evalset=evalset, metric="asr_greedy", value=0.5, ci_low=0.25,
-                             ci_high=0.75, n=24))
-            rows.append(dict(model=model, evalset=evalset, metric="refusal_rate", value=0.1, ci_low=None,
-                             ci_high=None, n=24))
+            rows.append(
+                dict(model=model, evalset=evalset, metric="asr_greedy", value=0.5, ci_low=0.25, ci_high=0.75, n=24)
+            )
+            rows.append(
+                dict(model=model, evalset=evalset, metric="refusal_rate", value=0.1, ci_low=None, ci_high=None, n=24)
+            )
     return pd.DataFrame(rows)
 
 
@@ -63,8 +65,9 @@ def test_ablation_frame_sources():
     assert list(out.columns) == list(rt.ABLATION_COLUMNS)
     out, _ = rt.ablation_frame(None, main, ablation_models=["rt"])
     assert set(out["variant"]) == {"rt"}
-    abl = pd.DataFrame([dict(variant="srg_no_rs", evalset="id_eval", metric="asr_greedy", value=0.3,
-                             ci_low=0.1, ci_high=0.4)])
+    abl = pd.DataFrame(
+        [dict(variant="srg_no_rs", evalset="id_eval", metric="asr_greedy", value=0.3, ci_low=0.1, ci_high=0.4)]
+    )
     out, src = rt.ablation_frame(abl, main)
     assert src == "tables/ablations.csv" and list(out["variant"]) == ["srg_no_rs"] and "n" in out
     none, why = rt.ablation_frame(None, main[main["model"].isin(["base", "rt", "srg"])])
@@ -86,9 +89,15 @@ def test_read_optional_csv(tmp_path):
 
 
 def test_layer_summary():
-    m = pd.DataFrame([dict(model=mod, layer=layer, evalset=s, metric=met, value=0.1 * layer, ci_low=0, ci_high=1)
-                      for mod in ["rt", "base"] for layer in [2, 1] for s in ["train_harmful", "pair"]
-                      for met in ["pad", "probe_transfer_acc"]])
+    m = pd.DataFrame(
+        [
+            dict(model=mod, layer=layer, evalset=s, metric=met, value=0.1 * layer, ci_low=0, ci_high=1)
+            for mod in ["rt", "base"]
+            for layer in [2, 1]
+            for s in ["train_harmful", "pair"]
+            for met in ["pad", "probe_transfer_acc"]
+        ]
+    )
     d = rt.layer_summary(m, "pad", exclude=["train_harmful"])
     assert set(d["evalset"]) == {"pair"} and list(d["model"]) == ["base", "base", "rt", "rt"]
     assert list(d["layer"][:2]) == [1, 2]
@@ -97,10 +106,19 @@ def test_layer_summary():
 
 def claims_doc():
     def c(cid, verdict, value=0.5, ci=(0.1, 0.9)):
-        return dict(id=cid, statement="s", statistic="t", value=value, ci=list(ci), verdict=verdict,
-                    evidence="results/x.csv")
-    return {"config": "x", "claims": [c("C10.a", "supported"), c("C2.b", "refuted"),
-                                      c("C1.a", "inconclusive", None, (None, None)), c("C2.a", "supported")]}
+        return dict(
+            id=cid, statement="s", statistic="t", value=value, ci=list(ci), verdict=verdict, evidence="results/x.csv"
+        )
+
+    return {
+        "config": "x",
+        "claims": [
+            c("C10.a", "supported"),
+            c("C2.b", "refuted"),
+            c("C1.a", "inconclusive", None, (None, None)),
+            c("C2.a", "supported"),
+        ],
+    }
 
 
 def test_claims_table_and_counts(tmp_path):
@@ -151,6 +169,16 @@ def test_provenance_rst_and_json(tmp_path):
     assert "{{" not in rst and "}}" not in rst
     body = publish_parts(rst, writer="html")["body"]  # what the report shows as the caption
     assert "demo" in body and "pandas" in body and "git commit" in body
-    provenance.main(["--config-json", '{"name": "demo"}', "--repo", str(tmp_path),
-                     "--json", str(tmp_path / "p.json"), "--rst", str(tmp_path / "p.rst")])
+    provenance.main(
+        [
+            "--config-json",
+            '{"name": "demo"}',
+            "--repo",
+            str(tmp_path),
+            "--json",
+            str(tmp_path / "p.json"),
+            "--rst",
+            str(tmp_path / "p.rst"),
+        ]
+    )
     assert (tmp_path / "p.json").exists() and (tmp_path / "p.rst").read_text().startswith("**Run provenance**")

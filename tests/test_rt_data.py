@@ -32,11 +32,13 @@ def test_trim_and_degenerate():
 def test_build_rows_filters_benign_targets_with_reasons():
     harmful = [_rec(0, "harmful placeholder", "harm")]
     benign = [_rec(i, f"question {i}") for i in range(5)]
-    gens = [_gen("benign-0", "A full and helpful answer about the topic."),
-            _gen("benign-1", "A helpful start. And then it was cut", finished=False),
-            _gen("benign-2", "ok"),
-            _gen("benign-3", "loop loop loop " * 10),
-            _gen("benign-4", "Sorry, I can't help with that question.")]
+    gens = [
+        _gen("benign-0", "A full and helpful answer about the topic."),
+        _gen("benign-1", "A helpful start. And then it was cut", finished=False),
+        _gen("benign-2", "ok"),
+        _gen("benign-3", "loop loop loop " * 10),
+        _gen("benign-4", "Sorry, I can't help with that question."),
+    ]
     rows, stats = rt_data.build_rt_rows(harmful, benign, gens, is_refusal=is_refusal, min_benign_chars=10)
     by_id = {r["id"]: r for r in rows}
     assert by_id["rt-h-harm-0"]["completion"] in rt_data.DEFAULT_REFUSALS

@@ -18,10 +18,37 @@ from srg.training import TrainConfig
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ROWS = [
-    {"id": "a", "prompt": "What is 2+2?", "completion": "2+2 equals 4.", "system": None, "source": "toy", "kind": "benign"},
-    {"id": "b", "prompt": "Name a primary colour.", "completion": "Red is a primary colour.", "source": "toy", "kind": "benign"},
-    {"id": "c", "prompt": "What is the capital of France?", "completion": "Paris.", "system": None, "source": "toy", "kind": "benign"},
-    {"id": "d", "prompt": "Say hello.", "completion": "Hello!", "system": "Be brief.", "source": "toy", "kind": "benign"},
+    {
+        "id": "a",
+        "prompt": "What is 2+2?",
+        "completion": "2+2 equals 4.",
+        "system": None,
+        "source": "toy",
+        "kind": "benign",
+    },
+    {
+        "id": "b",
+        "prompt": "Name a primary colour.",
+        "completion": "Red is a primary colour.",
+        "source": "toy",
+        "kind": "benign",
+    },
+    {
+        "id": "c",
+        "prompt": "What is the capital of France?",
+        "completion": "Paris.",
+        "system": None,
+        "source": "toy",
+        "kind": "benign",
+    },
+    {
+        "id": "d",
+        "prompt": "Say hello.",
+        "completion": "Hello!",
+        "system": "Be brief.",
+        "source": "toy",
+        "kind": "benign",
+    },
 ]
 
 
@@ -103,7 +130,9 @@ def test_completion_only_masking(tmp_path, tiny_model_dir, train_file):
     assert trainer.completion_only_loss
     for i, row in enumerate(ROWS):
         messages = training.to_prompt_completion(row)
-        prompt_ids = tok.apply_chat_template(messages["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        prompt_ids = tok.apply_chat_template(
+            messages["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
         ex = trainer.train_dataset[i]
         ids, labels = ex["input_ids"], ex["labels"]
         n = len(prompt_ids)
@@ -118,7 +147,14 @@ def test_completion_only_masking(tmp_path, tiny_model_dir, train_file):
     # the collator keeps the -100s and pads labels with -100
     batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[2]])
     assert (batch["labels"] == -100).any(dim=1).all()
-    n0 = len(tok.apply_chat_template(training.to_prompt_completion(ROWS[0])["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+    n0 = len(
+        tok.apply_chat_template(
+            training.to_prompt_completion(ROWS[0])["prompt"],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+        )["input_ids"]
+    )
     assert (batch["labels"][0, :n0] == -100).all() and (batch["labels"][0, n0:] != -100).any()
 
 
@@ -143,7 +179,9 @@ def _check_outputs(out: Path, log: dict, lora: bool):
     model = AutoModelForCausalLM.from_pretrained(merged)
     tok = AutoTokenizer.from_pretrained(merged)
     assert "peft" not in type(model).__module__
-    enc = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    enc = tok.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.no_grad():
         gen = model.generate(**enc, max_new_tokens=4, do_sample=False)
     assert gen.shape[1] > enc["input_ids"].shape[1]
@@ -158,8 +196,29 @@ def test_train_lora(tmp_path, tiny_model_dir, train_file):
 
 def test_train_full_via_cli(tmp_path, tiny_model_dir, train_file):
     out = tmp_path / "full"
-    cfg = {"lora": False, "max_steps": 2, "per_device_train_batch_size": 2, "max_length": 128, "logging_steps": 1, "bf16": False}
-    assert training.main(["--train-jsonl", str(train_file), "--base-model", str(tiny_model_dir), "--out", str(out), "--config-json", json.dumps(cfg)]) == 0
+    cfg = {
+        "lora": False,
+        "max_steps": 2,
+        "per_device_train_batch_size": 2,
+        "max_length": 128,
+        "logging_steps": 1,
+        "bf16": False,
+    }
+    assert (
+        training.main(
+            [
+                "--train-jsonl",
+                str(train_file),
+                "--base-model",
+                str(tiny_model_dir),
+                "--out",
+                str(out),
+                "--config-json",
+                json.dumps(cfg),
+            ]
+        )
+        == 0
+    )
     log = json.loads((out / "train_log.json").read_text())
     assert log["global_steps"] == 2 and log["trainable_params"] == log["total_params"]
     _check_outputs(out, log, lora=False)
@@ -168,10 +227,12 @@ def test_train_full_via_cli(tmp_path, tiny_model_dir, train_file):
 def test_same_seed_same_weights(tmp_path, tiny_model_dir, train_file):
     """Two LoRA runs with one seed on one machine merge to byte-identical weights (a third with
     another seed does not), so everything downstream of training can repeat bit for bit."""
+
     def weights(name, seed):
         out = tmp_path / name
-        training.train(train_file, tiny_model_dir, out, _fast_cfg(lora=True, lora_r=4, lora_alpha=8, max_steps=3,
-                                                                  seed=seed))
+        training.train(
+            train_file, tiny_model_dir, out, _fast_cfg(lora=True, lora_r=4, lora_alpha=8, max_steps=3, seed=seed)
+        )
         return (out / "merged" / "model.safetensors").read_bytes()
 
     a, b = weights("a", 0), weights("b", 0)

@@ -79,15 +79,13 @@ class Claim:
             raise ValueError(f"claim {self.id!r}: ci is not ordered ({lo} > {hi})")
         if not all(math.isfinite(x) for x in (value, lo, hi)) and self.verdict != "inconclusive":
             raise ValueError(
-                f"claim {self.id!r}: non-finite value/ci requires verdict 'inconclusive', "
-                f"got {self.verdict!r}"
+                f"claim {self.id!r}: non-finite value/ci requires verdict 'inconclusive', got {self.verdict!r}"
             )
         ev = PurePosixPath(self.evidence)
         bad = ev.is_absolute() or ev.parts[:1] != ("results",) or ".." in ev.parts
         if bad or "\\" in self.evidence:
             raise ValueError(
-                f"claim {self.id!r}: evidence must be a relative path under results/, "
-                f"got {self.evidence!r}"
+                f"claim {self.id!r}: evidence must be a relative path under results/, got {self.evidence!r}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,9 +115,7 @@ class Claim:
         return cls(**{**d, "ci": tuple(ci)})
 
 
-def verdict_from_ci(
-    lo: float, hi: float, threshold: float = 0.0, direction: str = "greater"
-) -> str:
+def verdict_from_ci(lo: float, hi: float, threshold: float = 0.0, direction: str = "greater") -> str:
     """Verdict for "statistic > threshold" (direction="greater") or "< threshold" ("less").
 
     "supported" if the whole CI lies strictly on the claimed side, "refuted" if it lies entirely
@@ -138,9 +134,7 @@ def verdict_from_ci(
     return "supported" if hi < t else "refuted" if lo >= t else "inconclusive"
 
 
-def write_claims_fragment(
-    path: str | os.PathLike, claims: Iterable[Claim | dict[str, Any]]
-) -> list[dict[str, Any]]:
+def write_claims_fragment(path: str | os.PathLike, claims: Iterable[Claim | dict[str, Any]]) -> list[dict[str, Any]]:
     """Validate and atomically write one stage's claims as a JSON list; return the dicts."""
     rows = [(c if isinstance(c, Claim) else Claim.from_dict(c)).to_dict() for c in claims]
     ids = [r["id"] for r in rows]

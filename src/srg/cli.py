@@ -52,13 +52,22 @@ def cmd_calibrate(a) -> None:
 
 
 def cmd_generate(a) -> None:
-    from srg.generation import GenerationJob, SamplingParams, run_generation
+    from srg.backends import SamplingParams
+    from srg.generation import GenerationJob, run_generation
 
     p = json.loads(a.params)
-    job = GenerationJob(prompts=a.prompts, out=a.out, model_path=a.model_path, model_name=a.model,
-                        evalset=a.evalset, mode=a.mode, sampling=SamplingParams(**p["sampling"]),
-                        backend=p["backend"], backend_options=p.get("backend_options", {}),
-                        shard_size=p["shard_size"])
+    job = GenerationJob(
+        prompts=a.prompts,
+        out=a.out,
+        model_path=a.model_path,
+        model_name=a.model,
+        evalset=a.evalset,
+        mode=a.mode,
+        sampling=SamplingParams(**p["sampling"]),
+        backend=p["backend"],
+        backend_options=p.get("backend_options", {}),
+        shard_size=p["shard_size"],
+    )
     stats = run_generation(job)
     print(json.dumps(stats))
     if a.stats:
@@ -78,9 +87,17 @@ def cmd_judge(a) -> None:
     judge = make_judge(p["name"], resources=a.resources, **p.get("options", {}))
     fmt = ReasoningFormat(**p["reasoning"]) if p.get("reasoning") else None
     verdicts = judge_responses(judge, [prompts[g["prompt_id"]] for g in gens], [g["response"] for g in gens], fmt)
-    rows = [{"prompt_id": g["prompt_id"], "sample": g["sample"], "judge": judge.name,
-             "refusal": v.refusal, "unsafe": v.unsafe, "outcome": v.outcome}
-            for g, v in zip(gens, verdicts)]
+    rows = [
+        {
+            "prompt_id": g["prompt_id"],
+            "sample": g["sample"],
+            "judge": judge.name,
+            "refusal": v.refusal,
+            "unsafe": v.unsafe,
+            "outcome": v.outcome,
+        }
+        for g, v in zip(gens, verdicts)
+    ]
     write_jsonl(a.out, rows)
     n = len(rows)
     print(f"{a.out}: {n} judged, unsafe {sum(r['unsafe'] for r in rows) / max(n, 1):.3f}")
@@ -92,9 +109,15 @@ def cmd_rt_data(a) -> None:
 
     p = json.loads(a.params)
     judge = make_judge("keyword", resources=a.resources)
-    rows, stats = build_rt_rows(read_jsonl(a.harmful), read_jsonl(a.benign), read_jsonl(a.benign_generations),
-                                is_refusal=judge.is_refusal, refusals=p.get("refusals"), seed=p["seed"],
-                                min_benign_chars=p["min_benign_chars"])
+    rows, stats = build_rt_rows(
+        read_jsonl(a.harmful),
+        read_jsonl(a.benign),
+        read_jsonl(a.benign_generations),
+        is_refusal=judge.is_refusal,
+        refusals=p.get("refusals"),
+        seed=p["seed"],
+        min_benign_chars=p["min_benign_chars"],
+    )
     write_jsonl(a.out, rows)
     write_json(a.stats, stats)
     print(json.dumps(stats))
@@ -112,16 +135,16 @@ def cmd_teacher_prompts(a) -> None:
     print(f"{a.out}: {len(records)} teacher prompts, guidelines {[g.id for g in guidelines] or 'none (plain)'}")
 
 
-def _chat_fn(model_path: str, backend_options: dict, max_new_tokens: int):
+def _chat_fn(backend_name: str, model_path: str, backend_options: dict, max_new_tokens: int):
     """A batched text-in/text-out callable over one model (greedy), for attackers and targets."""
-    from srg.generation import Request, SamplingParams, make_backend
+    from srg.backends import Request, SamplingParams, make_backend
 
-    backend = make_backend(backend_options.get("backend", "hf"), model_path=model_path,
-                           **{k: v for k, v in backend_options.items() if k != "backend"})
+    backend = make_backend(backend_name, model_path=model_path, **backend_options)
     params = SamplingParams(n=1, greedy=True, max_new_tokens=max_new_tokens)
 
     def chat(messages: list[str]) -> list[str]:
         return [c[0].text for c in backend.generate([Request(m) for m in messages], params)]
+
     return chat
 
 
@@ -138,14 +161,15 @@ def cmd_attack(a) -> None:
         rows = read_jsonl(a.source)[: spec.get("limit")]
         kwargs = {}
         if ATTACKS[spec["attack"]].needs_model:
-            opts = p["backend_options"]
-            kwargs["attacker"] = _chat_fn(p["attacker_path"], opts, p["attacker_max_new_tokens"])
+            be, opts = p["backend"], p["backend_options"]
+            kwargs["attacker"] = _chat_fn(be, p["attacker_path"], opts, p["attacker_max_new_tokens"])
             if p.get("target_path"):
-                kwargs["target"] = _chat_fn(p["target_path"], opts, p["target_max_new_tokens"])
+                kwargs["target"] = _chat_fn(be, p["target_path"], opts, p["target_max_new_tokens"])
                 judge = make_judge(p["judge"], resources=a.resources)
                 kwargs["judge"] = lambda prompts, responses: [v.unsafe for v in judge.judge(prompts, responses)]
-        rows = apply_attack(spec["attack"], rows, seed=p["seed"], resources=a.resources,
-                            options=spec.get("options"), **kwargs)
+        rows = apply_attack(
+            spec["attack"], rows, seed=p["seed"], resources=a.resources, options=spec.get("options"), **kwargs
+        )
     write_jsonl(a.out, rows)
     print(f"{a.out}: {len(rows)} attacked prompts ({spec['attack']})")
 
@@ -159,8 +183,9 @@ def cmd_check_config(a) -> int:
         raw = {}
         for f in a.configfiles:
             raw = srg_config.deep_merge(raw, srg_config.read_config_file(f))
-        cfg = srg_config.validate(srg_config.resolve_run_config(
-            raw, a.configfiles, srg_config.REPO_ROOT / "config" / "default.yaml"))
+        cfg = srg_config.validate(
+            srg_config.resolve_run_config(raw, a.configfiles, srg_config.REPO_ROOT / "config" / "default.yaml")
+        )
         srg_config.check_environment(cfg)
     except srg_config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

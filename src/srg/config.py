@@ -68,8 +68,10 @@ def _format_error(err, schema: dict) -> str:
         allowed = sorted(err.schema.get("properties", {}))
         extra = sorted(set(err.instance) - set(allowed))
         prefix = f"{where}." if err.absolute_path else ""
-        return (f"unknown config key {', '.join(repr(prefix + e) for e in extra)}; "
-                f"allowed keys{' under ' + where if err.absolute_path else ''}: {allowed}")
+        return (
+            f"unknown config key {', '.join(repr(prefix + e) for e in extra)}; "
+            f"allowed keys{' under ' + where if err.absolute_path else ''}: {allowed}"
+        )
     if err.validator == "enum":
         return f"config key '{where}': {err.instance!r} is not allowed; allowed values: {err.validator_value}"
     if err.validator == "propertyNames":
@@ -101,7 +103,8 @@ def _check_names(cfg: dict) -> None:
     if base not in known_models and not Path(base).is_dir() and not HF_ID.match(base):
         raise ConfigError(
             f"config key 'model.base': {base!r} is neither a known model {known_models}, "
-            "an existing local directory, nor a Hugging Face id of the form org/name")
+            "an existing local directory, nor a Hugging Face id of the form org/name"
+        )
     for hook in _NAME_CHECKS:
         hook(cfg)
 
@@ -121,16 +124,20 @@ def _check_evalsets(cfg: dict) -> None:
                 raise ConfigError(f"config key 'evalsets.{name}.attack': 'none' needs 'file' (a JSONL prompt file)")
             _check_prompt_file(f"evalsets.{name}.file", spec["file"])
         elif attack not in ATTACKS:
-            raise ConfigError(f"config key 'evalsets.{name}.attack': {attack!r} is not a registered attack; "
-                              f"allowed values: {known + ['none']}")
+            raise ConfigError(
+                f"config key 'evalsets.{name}.attack': {attack!r} is not a registered attack; "
+                f"allowed values: {known + ['none']}"
+            )
         else:
             errors = ATTACKS[attack].option_errors(spec.get("options", {}))
             if errors:
                 raise ConfigError(f"config key 'evalsets.{name}.options' (attack {attack!r}): " + "; ".join(errors))
         for role in ("attacker", "target"):
             if role in spec and spec[role] not in ("base", *cfg["models"]):
-                raise ConfigError(f"config key 'evalsets.{name}.{role}': {spec[role]!r} is not a model of this "
-                                  f"run; allowed values: {sorted({'base', *cfg['models']})}")
+                raise ConfigError(
+                    f"config key 'evalsets.{name}.{role}': {spec[role]!r} is not a model of this "
+                    f"run; allowed values: {sorted({'base', *cfg['models']})}"
+                )
 
 
 def _check_prompt_file(key: str, path: str) -> None:
@@ -184,8 +191,12 @@ def _check_srg(cfg: dict) -> None:
         ids = [g.id for g in load_guidelines(path)]
         make_variant("srg", ids, cfg["guidelines"]["use"])
         for name, spec in cfg["ablations"].items():
-            make_variant(name, ids, spec.get("guidelines") if spec.get("guidelines") is not None
-                         else cfg["guidelines"]["use"], spec.get("drop", []))
+            make_variant(
+                name,
+                ids,
+                spec.get("guidelines") if spec.get("guidelines") is not None else cfg["guidelines"]["use"],
+                spec.get("drop", []),
+            )
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"config key 'guidelines'/'ablations': {exc}") from exc
 
@@ -230,7 +241,8 @@ def resolve_run_config(given: dict, configfiles: list[str], default_file: str | 
         raise ConfigError(
             f"config file {', '.join(configfiles)} has no 'name' key: a --configfile is a complete config on its "
             "own, never merged onto config/default.yaml. Start from a copy of config/default.yaml (and give it a "
-            "name), or keep the default and change single keys with --config key=value")
+            "name), or keep the default and change single keys with --config key=value"
+        )
     return given
 
 
@@ -256,9 +268,11 @@ def check_environment(cfg: dict, environ: dict | None = None) -> None:
     environ = os.environ if environ is None else environ
     missing = {env: key for env, key in api_key_variables(cfg).items() if not environ.get(env)}
     if missing:
-        raise ConfigError("environment variable(s) not set: " + "; ".join(
-            f"{env} (named by config key '{key}')" for env, key in missing.items())
-            + ". Export each before starting the run, or set that key to null for a server without a key")
+        raise ConfigError(
+            "environment variable(s) not set: "
+            + "; ".join(f"{env} (named by config key '{key}')" for env, key in missing.items())
+            + ". Export each before starting the run, or set that key to null for a server without a key"
+        )
 
 
 def load(path: str | os.PathLike, overrides: dict | None = None) -> dict:

@@ -134,8 +134,13 @@ def try_claim(n: int, devices: Sequence[str], lock_dir: Path) -> dict[str, int] 
 
 
 @contextlib.contextmanager
-def claim(n: int, devices: Sequence[str] | None = None, lock_dir: Path | str | None = None,
-          timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.5) -> Iterator[dict[str, int]]:
+def claim(
+    n: int,
+    devices: Sequence[str] | None = None,
+    lock_dir: Path | str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    poll: float = 0.5,
+) -> Iterator[dict[str, int]]:
     """Hold n free devices for the ``with`` body: yields {device: lock fd}, released on exit.
 
     Raises GpuClaimError when fewer than n devices are visible, or none free up within timeout.
@@ -143,20 +148,24 @@ def claim(n: int, devices: Sequence[str] | None = None, lock_dir: Path | str | N
     devices = visible_gpus() if devices is None else list(devices)
     lock_dir = Path(lock_dir) if lock_dir else default_lock_dir()
     if n > len(devices):
-        raise GpuClaimError(f"srg.gpus: the job needs {n} GPU(s) but only {len(devices)} are visible "
-                            f"({','.join(devices) or 'none'}); lower the job's gpu resource or run it "
-                            "where more GPUs are visible")
+        raise GpuClaimError(
+            f"srg.gpus: the job needs {n} GPU(s) but only {len(devices)} are visible "
+            f"({','.join(devices) or 'none'}); lower the job's gpu resource or run it "
+            "where more GPUs are visible"
+        )
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     while (held := try_claim(n, devices, lock_dir)) is None:
         if time.monotonic() >= deadline:
-            busy = [f"{d} (pid {_holder(lock_path(lock_dir, d))})" for d in devices
-                    if not _is_free(lock_path(lock_dir, d))]
+            busy = [
+                f"{d} (pid {_holder(lock_path(lock_dir, d))})" for d in devices if not _is_free(lock_path(lock_dir, d))
+            ]
             raise GpuClaimError(
                 f"srg.gpus: timed out after {timeout:g} s waiting for {n} free GPU(s) of {len(devices)} "
                 f"visible ({','.join(devices)}); busy: {', '.join(busy) or 'none (freed just now)'}; "
                 f"lock dir {lock_dir}. Other jobs hold them: cap concurrent GPU jobs with Snakemake's "
-                "--resources gpu=<GPUs on this machine>, or wait longer (--timeout / SRG_GPU_TIMEOUT)")
+                "--resources gpu=<GPUs on this machine>, or wait longer (--timeout / SRG_GPU_TIMEOUT)"
+            )
         time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
     try:
         yield held
@@ -179,8 +188,7 @@ def run_pinned(n: int, cmd: Sequence[str], timeout: float = DEFAULT_TIMEOUT_S, p
         return _run(cmd, dict(os.environ), ())
     with claim(n, timeout=timeout, poll=poll) as held:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(held)}
-        print(f"srg.gpus: CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']} for {cmd[0]}", file=sys.stderr,
-              flush=True)
+        print(f"srg.gpus: CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']} for {cmd[0]}", file=sys.stderr, flush=True)
         return _run(cmd, env, tuple(held.values()))
 
 
@@ -200,9 +208,11 @@ def _run(cmd: Sequence[str], env: dict[str, str], pass_fds: tuple[int, ...]) -> 
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)
 
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
-                signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-                signal.SIGHUP: signal.signal(signal.SIGHUP, signal.SIG_IGN)}
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    }
     try:
         rc = child.wait()
     finally:
@@ -215,9 +225,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``python -m srg.gpus --n N [--timeout S] [--poll S] -- CMD ARGS...``."""
     parser = argparse.ArgumentParser(prog="python -m srg.gpus", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, required=True, help="GPUs to claim (0: run CMD unchanged)")
-    parser.add_argument("--timeout", type=float,
-                        default=float(os.environ.get("SRG_GPU_TIMEOUT") or DEFAULT_TIMEOUT_S),
-                        help="seconds to wait for free GPUs (default: SRG_GPU_TIMEOUT or %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=float(os.environ.get("SRG_GPU_TIMEOUT") or DEFAULT_TIMEOUT_S),
+        help="seconds to wait for free GPUs (default: SRG_GPU_TIMEOUT or %(default)s)",
+    )
     parser.add_argument("--poll", type=float, default=0.5, help="seconds between claim attempts")
     parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     args = parser.parse_args(argv)

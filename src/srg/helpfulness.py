@@ -17,8 +17,7 @@ from srg.io import read_jsonl, write_json
 from srg.reasoning import ReasoningFormat, parse
 
 
-def answer_prefixes(records: list[dict], generations: list[dict] | None,
-                    fmt: ReasoningFormat | None) -> dict[str, str]:
+def answer_prefixes(records: list[dict], generations: list[dict] | None, fmt: ReasoningFormat | None) -> dict[str, str]:
     """Text placed before the reference answer: '' for plain models, the reasoning block otherwise."""
     if fmt is None:
         return {r["id"]: "" for r in records}
@@ -31,8 +30,13 @@ def answer_prefixes(records: list[dict], generations: list[dict] | None,
     return out
 
 
-def reference_loglik(model_path: str, records: list[dict], prefixes: dict[str, str],
-                     system_prompt: str | None = None, dtype: str = "bfloat16") -> list[dict]:
+def reference_loglik(
+    model_path: str,
+    records: list[dict],
+    prefixes: dict[str, str],
+    system_prompt: str | None = None,
+    dtype: str = "bfloat16",
+) -> list[dict]:
     """Mean and total log-probability of each record's reference answer (teacher-forced)."""
     import torch
 
@@ -51,11 +55,20 @@ def reference_loglik(model_path: str, records: list[dict], prefixes: dict[str, s
         ids = torch.tensor([ctx_ids + ans_ids], device=model.device)
         with torch.inference_mode():
             logits = model(input_ids=ids).logits.float()
-        logp = torch.log_softmax(logits[0, len(ctx_ids) - 1:-1], dim=-1)
-        tok_lp = logp.gather(1, ids[0, len(ctx_ids):, None])[:, 0]
-        rows.append({"prompt_id": r["id"], "n_tokens": len(ans_ids), "sum_logprob": float(tok_lp.sum()),
-                     "mean_logprob": float(tok_lp.mean())})
+        logp = torch.log_softmax(logits[0, len(ctx_ids) - 1 : -1], dim=-1)
+        tok_lp = logp.gather(1, ids[0, len(ctx_ids) :, None])[:, 0]
+        rows.append(
+            {
+                "prompt_id": r["id"],
+                "n_tokens": len(ans_ids),
+                "sum_logprob": float(tok_lp.sum()),
+                "mean_logprob": float(tok_lp.mean()),
+            }
+        )
     return rows
+
+
+PARAM_KEYS = frozenset({"reasoning", "system_prompt", "dtype", "threads"})  # --params the rule may pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,18 +81,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     p = json.loads(a.params)
+    unknown = sorted(set(p) - PARAM_KEYS)
+    if unknown:
+        ap.error(f"unknown --params keys {unknown}; allowed: {sorted(PARAM_KEYS)}")
     records = read_jsonl(a.prompts)
     fmt = ReasoningFormat(**p["reasoning"]) if p.get("reasoning") else None
     gens = read_jsonl(a.generations) if a.generations else None
     if p.get("threads"):
         import torch
+
         torch.set_num_threads(p["threads"])
-    rows = reference_loglik(a.model_path, records, answer_prefixes(records, gens, fmt),
-                            p.get("system_prompt"), p.get("dtype", "bfloat16"))
+    rows = reference_loglik(
+        a.model_path, records, answer_prefixes(records, gens, fmt), p.get("system_prompt"), p.get("dtype", "bfloat16")
+    )
     if not rows:
         raise ValueError(f"{a.prompts}: no prompt has a reference answer (meta.reference)")
-    write_json(a.out, {"model": a.model, "n": len(rows), "rows": rows,
-                       "mean_logprob": sum(r["mean_logprob"] for r in rows) / len(rows)})
+    write_json(
+        a.out,
+        {
+            "model": a.model,
+            "n": len(rows),
+            "rows": rows,
+            "mean_logprob": sum(r["mean_logprob"] for r in rows) / len(rows),
+        },
+    )
     print(f"{a.model}: {len(rows)} references, mean log-prob {sum(r['mean_logprob'] for r in rows) / len(rows):.3f}")
     return 0
 

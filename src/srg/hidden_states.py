@@ -49,19 +49,17 @@ def _system_of(record: dict, default: str | None) -> str | None:
     return (record.get("meta") or {}).get("system") or default
 
 
-def encode_prompts(tokenizer, records: Sequence[dict], max_prompt_tokens: int = 1024,
-                   system_prompt: str | None = None) -> tuple[list[list[int]], int]:
+def encode_prompts(
+    tokenizer, records: Sequence[dict], max_prompt_tokens: int = 1024, system_prompt: str | None = None
+) -> tuple[list[list[int]], int]:
     """Token ids of each record's chat prompt (generation prompt included) and the number of
     prompts truncated to ``max_prompt_tokens`` (the *end* is kept: request + generation prompt)."""
-    from srg.models import chat_prompt
+    from srg.models import encode_chat
 
     out, truncated = [], 0
     for r in records:
-        text = chat_prompt(tokenizer, r["prompt"], _system_of(r, system_prompt))
-        toks = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(toks) > max_prompt_tokens:
-            toks = toks[-max_prompt_tokens:]
-            truncated += 1
+        toks, cut = encode_chat(tokenizer, r["prompt"], _system_of(r, system_prompt), max_prompt_tokens)
+        truncated += cut
         if not toks:
             raise ValueError(f"prompt {r.get('id')!r} encodes to zero tokens")
         out.append(toks)
@@ -120,12 +118,17 @@ def extract_hidden_states(
     device = next(model.parameters()).device
     keep_t = torch.tensor(keep, device=device)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         input_ids, mask = left_pad([encoded[i] for i in idx], pad, device)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens start at 0
         with torch.inference_mode():
-            out = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
-                        output_hidden_states=True, use_cache=False)
+            out = model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=position_ids,
+                output_hidden_states=True,
+                use_cache=False,
+            )
             hs = torch.stack(out.hidden_states, dim=1).index_select(1, keep_t).float()  # b x l x t x d
             last_b = hs[:, :, -1, :]  # left padding: the last column is every prompt's last token
             m = mask.bool()[:, None, :, None]
@@ -196,12 +199,19 @@ def run_extraction(
         raise ValueError(f"{prompts_jsonl}: duplicate prompt ids")
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
-    opts = {"dtype": dtype, "max_prompt_tokens": max_prompt_tokens, "system_prompt": system_prompt,
-            "layers": layers if layers == "all" else [int(i) for i in layers]}
+    opts = {
+        "dtype": dtype,
+        "max_prompt_tokens": max_prompt_tokens,
+        "system_prompt": system_prompt,
+        "layers": layers if layers == "all" else [int(i) for i in layers],
+    }
     from srg.models import model_fingerprint
 
-    shards = shard_dir(out_npz, {"model": model_fingerprint(model_path), "records": _records_key(records),
-                                 "opts": opts, "shard": shard_size}, create=True)
+    shards = shard_dir(
+        out_npz,
+        {"model": model_fingerprint(model_path), "records": _records_key(records), "opts": opts, "shard": shard_size},
+        create=True,
+    )
     n_shards = math.ceil(len(records) / shard_size)
     todo = [i for i in range(n_shards) if not (shards / f"{i:05d}.npz").exists()]
     name = model_name or Path(str(model_path)).name
@@ -218,18 +228,23 @@ def run_extraction(
             torch.set_num_threads(threads)
         tokenizer = tokenizer or models.load_tokenizer(str(model_path))
         model = model or models.load_model(str(model_path), dtype)
-        todo_n = sum(len(records[i * shard_size:(i + 1) * shard_size]) for i in todo)
+        todo_n = sum(len(records[i * shard_size : (i + 1) * shard_size]) for i in todo)
         bar = tqdm(total=todo_n, desc=f"hidden {name}/{set_name}", unit="prompt", mininterval=5)
         for i in todo:
-            chunk = records[i * shard_size:(i + 1) * shard_size]
+            chunk = records[i * shard_size : (i + 1) * shard_size]
             st: dict = {}
-            last, mean = extract_hidden_states(model, tokenizer, chunk, batch_size, layers,
-                                               max_prompt_tokens, system_prompt, bar.update, st)
+            last, mean = extract_hidden_states(
+                model, tokenizer, chunk, batch_size, layers, max_prompt_tokens, system_prompt, bar.update, st
+            )
             truncated += st["truncated"]
             clipped += st["clipped_f16"]
-            _save_npz(shards / f"{i:05d}.npz", last=last, mean=mean,
-                      ids=np.array([str(r["id"]) for r in chunk]),
-                      stats=np.array([st["truncated"], st["clipped_f16"]]))
+            _save_npz(
+                shards / f"{i:05d}.npz",
+                last=last,
+                mean=mean,
+                ids=np.array([str(r["id"]) for r in chunk]),
+                stats=np.array([st["truncated"], st["clipped_f16"]]),
+            )
         bar.close()
     parts = [np.load(shards / f"{i:05d}.npz") for i in range(n_shards)]
     last = np.concatenate([p["last"] for p in parts])
@@ -244,25 +259,43 @@ def run_extraction(
         n_blocks = int(model.config.num_hidden_layers)
     else:  # every shard was resumed: the model was never loaded
         n_blocks = n_states - 1 if layers == "all" else None
-    meta = {"model": name, "model_path": str(model_path), "prompts": str(prompts_jsonl),
-            "n_prompts": len(ids), "num_hidden_layers": n_blocks,
-            "layers": list(range(n_states)) if layers == "all" else opts["layers"],
-            "layer_note": "index 0 = embeddings, i = output of block i (last one after the final norm)",
-            "hidden_size": int(last.shape[2]), "dtype": dtype, "storage_dtype": "float16",
-            "pooling": {"last": "last prompt token (end of the generation prompt)",
-                        "mean": "mean over non-pad prompt tokens"},
-            "max_prompt_tokens": max_prompt_tokens, "max_prompts": max_prompts,
-            "system_prompt": system_prompt, "truncated": truncated, "clipped_f16": clipped}
-    _save_npz(Path(out_npz), compressed=True, last=last, mean=mean, ids=np.array(ids),
-              meta=np.array(json.dumps(meta)))
+    meta = {
+        "model": name,
+        "model_path": str(model_path),
+        "prompts": str(prompts_jsonl),
+        "n_prompts": len(ids),
+        "num_hidden_layers": n_blocks,
+        "layers": list(range(n_states)) if layers == "all" else opts["layers"],
+        "layer_note": "index 0 = embeddings, i = output of block i (last one after the final norm)",
+        "hidden_size": int(last.shape[2]),
+        "dtype": dtype,
+        "storage_dtype": "float16",
+        "pooling": {
+            "last": "last prompt token (end of the generation prompt)",
+            "mean": "mean over non-pad prompt tokens",
+        },
+        "max_prompt_tokens": max_prompt_tokens,
+        "max_prompts": max_prompts,
+        "system_prompt": system_prompt,
+        "truncated": truncated,
+        "clipped_f16": clipped,
+    }
+    _save_npz(Path(out_npz), compressed=True, last=last, mean=mean, ids=np.array(ids), meta=np.array(json.dumps(meta)))
     for p in parts:
         p.close()
     shutil.rmtree(shards)
     wall = time.perf_counter() - t0
-    done = sum(len(records[i * shard_size:(i + 1) * shard_size]) for i in todo)
-    stats = {"prompts": len(ids), "extracted": done, "resumed_shards": n_shards - len(todo),
-             "wall_s": round(wall, 2), "prompts_per_s": round(done / wall, 2) if done and wall > 0 else None,
-             "truncated": truncated, "clipped_f16": clipped, "shape": list(last.shape)}
+    done = sum(len(records[i * shard_size : (i + 1) * shard_size]) for i in todo)
+    stats = {
+        "prompts": len(ids),
+        "extracted": done,
+        "resumed_shards": n_shards - len(todo),
+        "wall_s": round(wall, 2),
+        "prompts_per_s": round(done / wall, 2) if done and wall > 0 else None,
+        "truncated": truncated,
+        "clipped_f16": clipped,
+        "shape": list(last.shape),
+    }
     log(json.dumps(stats))
     return stats
 
@@ -287,8 +320,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--params", default="{}", help="JSON: run_extraction keyword arguments")
     args = ap.parse_args(argv)
     params = json.loads(args.params)
-    allowed = {"dtype", "batch_size", "max_prompt_tokens", "max_prompts", "shard_size", "layers",
-               "system_prompt", "threads"}
+    allowed = {
+        "dtype",
+        "batch_size",
+        "max_prompt_tokens",
+        "max_prompts",
+        "shard_size",
+        "layers",
+        "system_prompt",
+        "threads",
+    }
     unknown = sorted(set(params) - allowed)
     if unknown:
         ap.error(f"unknown --params keys {unknown}; allowed: {sorted(allowed)}")

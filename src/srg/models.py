@@ -87,8 +87,13 @@ def model_fingerprint(path: str | Path) -> str:
     p = Path(path)
     if not p.is_dir():
         return f"id:{path}"
-    files = tuple(sorted((str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns)
-                         for f in p.rglob("*") if f.is_file() and f.suffix in FINGERPRINT_SUFFIXES))
+    files = tuple(
+        sorted(
+            (str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns)
+            for f in p.rglob("*")
+            if f.is_file() and f.suffix in FINGERPRINT_SUFFIXES
+        )
+    )
     return _dir_digest(str(p.resolve()), files)
 
 
@@ -143,6 +148,17 @@ def chat_prompt(tokenizer, user: str, system: str | None = None) -> str:
     return tokenizer.apply_chat_template(messages_for(user, system), tokenize=False, add_generation_prompt=True)
 
 
+def encode_chat(tokenizer, user: str, system: str | None, max_prompt_tokens: int) -> tuple[list[int], bool]:
+    """Token ids of one chat prompt exactly as the model sees it (chat template, generation prompt,
+    no extra special tokens), cut to ``max_prompt_tokens`` by keeping the *end* (the request and
+    the generation prompt); returns ``(ids, truncated)``. Every backend and the hidden-state
+    extraction encode through this one function."""
+    ids = tokenizer(chat_prompt(tokenizer, user, system), add_special_tokens=False)["input_ids"]
+    if len(ids) > max_prompt_tokens:
+        return ids[-max_prompt_tokens:], True
+    return ids, False
+
+
 def left_pad(batch: list[list[int]], pad_id: int, device=None):
     """Token-id lists -> (input_ids, attention_mask), left-padded to the longest row."""
     import torch
@@ -151,6 +167,6 @@ def left_pad(batch: list[list[int]], pad_id: int, device=None):
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for row, toks in enumerate(batch):
-        ids[row, width - len(toks):] = torch.tensor(toks, dtype=torch.long)
-        mask[row, width - len(toks):] = 1
+        ids[row, width - len(toks) :] = torch.tensor(toks, dtype=torch.long)
+        mask[row, width - len(toks) :] = 1
     return (ids, mask) if device is None else (ids.to(device), mask.to(device))

@@ -26,8 +26,17 @@ from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
 from srg.io import atomic_path  # noqa: E402
 
-__all__ = ["set_theme", "save_figure", "bon_curves", "projection_panel", "placeholder_figure", "layer_lines",
-           "annotated_heatmap", "ci_bars", "verdict_bars"]
+__all__ = [
+    "set_theme",
+    "save_figure",
+    "bon_curves",
+    "projection_panel",
+    "placeholder_figure",
+    "layer_lines",
+    "annotated_heatmap",
+    "ci_bars",
+    "verdict_bars",
+]
 
 ID_HARM_STYLE = dict(color="#c0392b", marker="o", s=18, alpha=0.7, edgecolors="none")
 ID_BENIGN_STYLE = dict(color="#2c7fb8", marker="o", s=18, alpha=0.7, edgecolors="none")
@@ -118,8 +127,16 @@ def projection_panel(
             ax.scatter(P[:, 0], P[:, 1], label=key, **style)
     for i, key in enumerate(others):
         P = _as_points(points[key], key)
-        ax.scatter(P[:, 0], P[:, 1], label=key, marker=_OOD_MARKERS[i % len(_OOD_MARKERS)],
-                   s=26, facecolors="none", edgecolors=[colors[i]], linewidths=1.0)
+        ax.scatter(
+            P[:, 0],
+            P[:, 1],
+            label=key,
+            marker=_OOD_MARKERS[i % len(_OOD_MARKERS)],
+            s=26,
+            facecolors="none",
+            edgecolors=[colors[i]],
+            linewidths=1.0,
+        )
     ax.set_title(title)
     ax.set_xlabel("component 1")
     ax.set_ylabel("component 2")
@@ -212,9 +229,19 @@ def annotated_heatmap(
 ) -> Axes:
     """Heatmap of a numeric pivot; each cell annotated with ``labels`` (same shape) or its value."""
     annot = True if labels is None else labels.reindex(index=values.index, columns=values.columns).to_numpy()
-    sns.heatmap(values, ax=ax, vmin=vmin, vmax=vmax, cmap=cmap, annot=annot,
-                fmt=".2f" if labels is None else "", annot_kws={"fontsize": "x-small"},
-                linewidths=0.5, linecolor="white", cbar_kws={"label": cbar_label} if cbar_label else None)
+    sns.heatmap(
+        values,
+        ax=ax,
+        vmin=vmin,
+        vmax=vmax,
+        cmap=cmap,
+        annot=annot,
+        fmt=".2f" if labels is None else "",
+        annot_kws={"fontsize": "x-small"},
+        linewidths=0.5,
+        linecolor="white",
+        cbar_kws={"label": cbar_label} if cbar_label else None,
+    )
     ax.set_xticklabels(ax.get_xticklabels(), rotation=35, ha="right")
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
     if title:
@@ -246,8 +273,15 @@ def ci_bars(
             low = np.clip(vals - sub[lo].to_numpy(dtype=float), 0, None)
             high = np.clip(sub[hi].to_numpy(dtype=float) - vals, 0, None)
             err = np.nan_to_num(np.vstack([low, high]))
-        ax.bar(pos, np.nan_to_num(vals), width=width, color=color, label=str(h), yerr=err,
-               error_kw={"elinewidth": 0.8, "capsize": 2})
+        ax.bar(
+            pos,
+            np.nan_to_num(vals),
+            width=width,
+            color=color,
+            label=str(h),
+            yerr=err,
+            error_kw={"elinewidth": 0.8, "capsize": 2},
+        )
     ax.set_xticks(np.arange(len(xs)))
     ax.set_xticklabels([str(v) for v in xs], rotation=35, ha="right")
     ax.set_xlim(-0.6, len(xs) - 0.4)

@@ -132,9 +132,7 @@ def fit_id_projection(X_harm: np.ndarray, X_benign: np.ndarray, method: str = "p
 
 def make_probe(C: float = 1.0, seed: int = 0) -> Pipeline:
     """StandardScaler + L2 logistic regression (the probe used throughout)."""
-    return make_pipeline(
-        StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed)
-    )
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
 
 
 def probe_transfer(
@@ -159,8 +157,13 @@ def probe_transfer(
     Th = _as_2d(X_harm_test, "X_harm_test")
     Tb = _as_2d(X_benign_test, "X_benign_test")
     oods = {k: _as_2d(v, f"ood[{k!r}]") for k, v in ood.items()}
-    _same_dim(("X_harm_train", Xh), ("X_benign_train", Xb), ("X_harm_test", Th),
-              ("X_benign_test", Tb), *((f"ood[{k!r}]", v) for k, v in oods.items()))
+    _same_dim(
+        ("X_harm_train", Xh),
+        ("X_benign_train", Xb),
+        ("X_harm_test", Th),
+        ("X_benign_test", Tb),
+        *((f"ood[{k!r}]", v) for k, v in oods.items()),
+    )
     probe = make_probe(C, seed)
     probe.fit(np.vstack([Xh, Xb]), np.r_[np.ones(len(Xh)), np.zeros(len(Xb))])
     id_correct = probe.predict(np.vstack([Th, Tb])) == np.r_[np.ones(len(Th)), np.zeros(len(Tb))]
@@ -226,17 +229,13 @@ def centroid_position(X_ood: np.ndarray, mu_harm: np.ndarray, mu_benign: np.ndar
     return (X - mb) @ axis / denom
 
 
-def closer_to_benign_mask(
-    X_ood: np.ndarray, mu_harm: np.ndarray, mu_benign: np.ndarray
-) -> np.ndarray:
+def closer_to_benign_mask(X_ood: np.ndarray, mu_harm: np.ndarray, mu_benign: np.ndarray) -> np.ndarray:
     """Per-point bool: Euclidean distance to the benign centroid < distance to the harmful one."""
     X, mh, mb = _centroid_args(X_ood, mu_harm, mu_benign)
     return np.linalg.norm(X - mb, axis=1) < np.linalg.norm(X - mh, axis=1)
 
 
-def closer_to_benign_fraction(
-    X_ood: np.ndarray, mu_harm: np.ndarray, mu_benign: np.ndarray
-) -> float:
+def closer_to_benign_fraction(X_ood: np.ndarray, mu_harm: np.ndarray, mu_benign: np.ndarray) -> float:
     """Fraction of points closer (Euclidean) to the benign than to the harmful centroid."""
     return float(closer_to_benign_mask(X_ood, mu_harm, mu_benign).mean())
 
@@ -244,7 +243,8 @@ def closer_to_benign_fraction(
 # --------------------------------------------------------------------------- all layers
 
 
-def _split(n: int, test_frac: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, test_frac: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, test) indices of ``n`` items, ``test_frac`` of them (at least one each) held out."""
     if n < 2:
         raise ValueError(f"need >= 2 ID prompts per class for a train/test split, got {n}")
     n_test = int(round(n * test_frac))
@@ -294,8 +294,8 @@ def layer_metrics(
     n_layers = arrs[id_harm_key].shape[1]
     layer_ids = range(n_layers) if layers is None else list(layers)
     rng = np.random.default_rng(seed)
-    h_tr, h_te = _split(len(arrs[id_harm_key]), test_frac, rng)
-    b_tr, b_te = _split(len(arrs[id_benign_key]), test_frac, rng)
+    h_tr, h_te = split_indices(len(arrs[id_harm_key]), test_frac, rng)
+    b_tr, b_te = split_indices(len(arrs[id_benign_key]), test_frac, rng)
 
     rows: list[dict] = []
 
@@ -303,14 +303,13 @@ def layer_metrics(
         lo = hi = float("nan")
         if n_boot > 0 and per_item is not None:
             lo, hi = bootstrap_mean_ci(np.asarray(per_item, dtype=float), n_boot, ci, seed)
-        rows.append(dict(layer=int(layer), evalset=evalset, metric=metric,
-                         value=float(value), ci_low=lo, ci_high=hi))
+        rows.append(dict(layer=int(layer), evalset=evalset, metric=metric, value=float(value), ci_low=lo, ci_high=hi))
 
     for layer in layer_ids:
         H = arrs[id_harm_key][:, layer, :]
         B = arrs[id_benign_key][:, layer, :]
-        O = {k: arrs[k][:, layer, :] for k in ood_keys}
-        res = probe_transfer(H[h_tr], B[b_tr], H[h_te], B[b_te], O, C=C, seed=seed)
+        ood = {k: arrs[k][:, layer, :] for k in ood_keys}
+        res = probe_transfer(H[h_tr], B[b_tr], H[h_te], B[b_te], ood, C=C, seed=seed)
         mu_h, mu_b = H[h_tr].mean(axis=0), B[b_tr].mean(axis=0)
 
         add(layer, id_harm_key, "probe_id_acc", res["id_acc"], res["id_correct"])
@@ -319,7 +318,7 @@ def layer_metrics(
         add(layer, id_harm_key, "mean_position", pos.mean(), pos)
         near = closer_to_benign_mask(H[h_te], mu_h, mu_b)
         add(layer, id_harm_key, "closer_to_benign", near.mean(), near)
-        for k, X in O.items():
+        for k, X in ood.items():
             tc = res["transfer_correct"][k]
             add(layer, k, "probe_transfer_acc", tc.mean(), tc)
             add(layer, k, "pad", proxy_a_distance(X, H, cv=cv, seed=seed))
@@ -329,3 +328,94 @@ def layer_metrics(
             add(layer, k, "closer_to_benign", near.mean(), near)
 
     return pd.DataFrame(rows, columns=["layer", "evalset", "metric", "value", "ci_low", "ci_high"])
+
+
+# --------------------------------------------------------------------------- claim C2
+
+
+def c2_claims(
+    at_layer: pd.DataFrame,
+    states: Mapping[str, Mapping[str, np.ndarray]],
+    claim_model: str,
+    ood_sets: Sequence[str],
+    id_harm: str,
+    id_benign: str,
+    layer: int,
+    pooling: str,
+    *,
+    evidence: str,
+    test_frac: float = 0.3,
+    probe_C: float = 1.0,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> tuple[list, dict]:
+    """Claims C2 for ``claim_model`` at ``layer``: ``C2.position.<attack>`` (mean centroid position
+    below 0.5, i.e. closer to ID benign), ``C2.transfer`` (pooled OOD probe accuracy minus
+    held-out ID accuracy below 0; the split of ``layer_metrics``) and, when ``srg``'s states are
+    given, ``C2.divergence`` (mean over attacks of PAD(claim_model) - PAD(srg) above 0).
+
+    ``at_layer``: the ``layer_metrics`` rows of that layer for every model; ``states[model][set]``:
+    pooled states ``n x layers x d``. Returns the claims and the accuracies behind C2.transfer.
+    """
+    from srg.bon import bootstrap_means
+    from srg.claims import Claim, verdict_from_ci
+
+    claims, info = [], {}
+    cm = at_layer[at_layer["model"] == claim_model]
+    for s in ood_sets:
+        r = cm[(cm["evalset"] == s) & (cm["metric"] == "mean_position")].iloc[0]
+        claims.append(
+            Claim(
+                id=f"C2.position.{s}",
+                statement=f"{claim_model}: {s} prompts sit closer to ID benign than ID harmful (layer {layer}, {pooling} token)",
+                statistic="mean relative position t on the benign(0)->harmful(1) centroid axis, prompt-bootstrap CI",
+                value=float(r["value"]),
+                ci=(float(r["ci_low"]), float(r["ci_high"])),
+                verdict=verdict_from_ci(r["ci_low"], r["ci_high"], 0.5, "less"),
+                evidence=evidence,
+            )
+        )
+    if ood_sets:
+        Xm = states[claim_model]
+        split_rng = np.random.default_rng(seed)  # the same split as layer_metrics
+        h_tr, h_te = split_indices(len(Xm[id_harm]), test_frac, split_rng)
+        b_tr, b_te = split_indices(len(Xm[id_benign]), test_frac, split_rng)
+        H, B = Xm[id_harm][:, layer], Xm[id_benign][:, layer]
+        res = probe_transfer(
+            H[h_tr], B[b_tr], H[h_te], B[b_te], {s: Xm[s][:, layer] for s in ood_sets}, C=probe_C, seed=seed
+        )
+        pooled = np.concatenate([res["transfer_correct"][s] for s in ood_sets]).astype(float)
+        idc = res["id_correct"].astype(float)
+        reps = bootstrap_means(pooled, n_boot, seed) - bootstrap_means(idc, n_boot, seed + 1)
+        lo, hi = np.nanpercentile(reps, [50 * (1 - ci), 100 - 50 * (1 - ci)])
+        info = {"id_acc": float(idc.mean()), "n_id": len(idc), "ood_acc": float(pooled.mean()), "n_ood": len(pooled)}
+        claims.append(
+            Claim(
+                id="C2.transfer",
+                statement=f"{claim_model}: the ID-trained harmful/benign probe transfers worse to OOD attacks than to "
+                f"held-out ID prompts (layer {layer}, {pooling} token)",
+                statistic="pooled OOD accuracy - held-out ID accuracy, bootstrap CI",
+                value=float(pooled.mean() - idc.mean()),
+                ci=(float(lo), float(hi)),
+                verdict=verdict_from_ci(lo, hi, 0.0, "less"),
+                evidence=evidence,
+            )
+        )
+    if "srg" in states and ood_sets:
+        pad = at_layer[at_layer["metric"] == "pad"].pivot_table(index="evalset", columns="model", values="value")
+        d = (pad.loc[list(ood_sets), claim_model] - pad.loc[list(ood_sets), "srg"]).to_numpy()
+        lo, hi = bootstrap_mean_ci(d, n_boot, ci, seed)
+        claims.append(
+            Claim(
+                id="C2.divergence",
+                statement=f"divergence between ID harmful and OOD attacks is larger for {claim_model} than for srg "
+                f"(layer {layer}, {pooling} token)",
+                statistic="mean over attacks of PAD(rt) - PAD(srg), bootstrap over attacks",
+                value=float(d.mean()),
+                ci=(lo, hi),
+                verdict=verdict_from_ci(lo, hi, 0.0, "greater"),
+                evidence=evidence,
+            )
+        )
+    return claims, info

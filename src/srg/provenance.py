@@ -22,8 +22,24 @@ from typing import Any
 from srg.io import atomic_path, write_json
 
 KEY_PACKAGES = (
-    "srg", "snakemake", "papermill", "nbconvert", "torch", "transformers", "trl", "peft", "accelerate",
-    "safetensors", "gguf", "numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "seaborn", "vllm",
+    "srg",
+    "snakemake",
+    "papermill",
+    "nbconvert",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "safetensors",
+    "gguf",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "matplotlib",
+    "seaborn",
+    "vllm",
     "openai",
 )
 
@@ -41,6 +57,7 @@ def package_versions(names=KEY_PACKAGES) -> dict[str, str | None]:
 
 def git_state(repo: str | Path) -> dict[str, Any]:
     """Commit and whether tracked files differ from it; nulls outside a git checkout."""
+
     def git(*args):
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
 

@@ -55,9 +55,9 @@ def parse(text: str, fmt: ReasoningFormat = ReasoningFormat()) -> Parsed:
     open_ = text.find(fmt.open_tag)
     if close < 0:
         return Parsed(None, None, "unclosed" if open_ >= 0 else "no_tags")
-    answer = text[close + len(fmt.close_tag):].strip()
+    answer = text[close + len(fmt.close_tag) :].strip()
     if 0 <= open_ < close:
-        reasoning, status = text[open_ + len(fmt.open_tag):close].strip(), "ok"
+        reasoning, status = text[open_ + len(fmt.open_tag) : close].strip(), "ok"
     else:
         reasoning, status = text[:close].strip(), "missing_open"
     if not answer:

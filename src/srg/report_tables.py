@@ -37,8 +37,7 @@ __all__ = [
 
 MAIN_COLUMNS = ("model", "evalset", "metric", "value", "ci_low", "ci_high", "n")
 ABLATION_COLUMNS = ("variant", "evalset", "metric", "value", "ci_low", "ci_high", "n")
-CLAIM_COLUMNS = ("id", "group", "statement", "statistic", "value", "ci_low", "ci_high", "verdict",
-                 "evidence")
+CLAIM_COLUMNS = ("id", "group", "statement", "statistic", "value", "ci_low", "ci_high", "verdict", "evidence")
 
 
 def read_optional_csv(path: str | os.PathLike, required: Iterable[str] = ()) -> pd.DataFrame | None:
@@ -128,8 +127,9 @@ def ci_pivot(
     sub = _select(df, metric, index, columns)
     if sub.empty:
         return pd.DataFrame()
-    sub = sub.assign(cell=[format_ci(r.get("value"), r.get("ci_low"), r.get("ci_high"), digits)
-                           for r in sub.to_dict("records")])
+    sub = sub.assign(
+        cell=[format_ci(r.get("value"), r.get("ci_low"), r.get("ci_high"), digits) for r in sub.to_dict("records")]
+    )
     wide = sub.pivot(index=index, columns=columns, values="cell")
     wide = wide.reindex(index=ordered(sub[index], index_order), columns=ordered(sub[columns], column_order))
     wide.index.name, wide.columns.name = index, columns
@@ -207,12 +207,19 @@ def claims_table(doc_or_path: dict | str | os.PathLike) -> pd.DataFrame:
     rows = []
     for c in claims:
         ci = c.get("ci") or [None, None]
-        rows.append({
-            "id": c["id"], "group": re.split(r"[.]", c["id"], maxsplit=1)[0],
-            "statement": c.get("statement", ""), "statistic": c.get("statistic", ""),
-            "value": _to_float(c.get("value")), "ci_low": _to_float(ci[0]), "ci_high": _to_float(ci[1]),
-            "verdict": c.get("verdict", ""), "evidence": c.get("evidence", ""),
-        })
+        rows.append(
+            {
+                "id": c["id"],
+                "group": re.split(r"[.]", c["id"], maxsplit=1)[0],
+                "statement": c.get("statement", ""),
+                "statistic": c.get("statistic", ""),
+                "value": _to_float(c.get("value")),
+                "ci_low": _to_float(ci[0]),
+                "ci_high": _to_float(ci[1]),
+                "verdict": c.get("verdict", ""),
+                "evidence": c.get("evidence", ""),
+            }
+        )
     df = pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
     if len(df):
         df = df.iloc[sorted(range(len(df)), key=lambda i: _id_key(df["id"].iloc[i]))].reset_index(drop=True)
@@ -228,8 +235,7 @@ def verdict_counts(claims: pd.DataFrame) -> pd.DataFrame:
     if claims.empty:
         return pd.DataFrame(0, index=pd.Index(["total"], name="group"), columns=list(VERDICTS))
     counts = pd.crosstab(claims["group"], claims["verdict"])
-    counts = counts.reindex(columns=list(VERDICTS) + [v for v in counts.columns if v not in VERDICTS],
-                            fill_value=0)
+    counts = counts.reindex(columns=list(VERDICTS) + [v for v in counts.columns if v not in VERDICTS], fill_value=0)
     counts = counts.loc[sorted(counts.index, key=_id_key)]
     counts.loc["total"] = counts.sum()
     counts.index.name, counts.columns.name = "group", None

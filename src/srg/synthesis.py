@@ -50,8 +50,9 @@ class Variant:
     @property
     def teacher_key(self) -> str:
         """Variants with the same guideline set share one teacher run."""
-        return "g-" + ("none" if not self.guidelines else
-                       hashlib.sha256(",".join(self.guidelines).encode()).hexdigest()[:10])
+        return "g-" + (
+            "none" if not self.guidelines else hashlib.sha256(",".join(self.guidelines).encode()).hexdigest()[:10]
+        )
 
 
 def load_guidelines(path: str | Path) -> list[Guideline]:
@@ -78,9 +79,14 @@ def load_guidelines(path: str | Path) -> list[Guideline]:
     return out
 
 
-def make_variant(name: str, all_ids: Sequence[str], use: Sequence[str] | None = None,
-                 drop: Sequence[str] = (), rejection_sampling: bool = True,
-                 context_distillation: bool = True) -> Variant:
+def make_variant(
+    name: str,
+    all_ids: Sequence[str],
+    use: Sequence[str] | None = None,
+    drop: Sequence[str] = (),
+    rejection_sampling: bool = True,
+    context_distillation: bool = True,
+) -> Variant:
     """A variant from config: ``use`` (None = every guideline, [] = plain reasoning) minus ``drop``."""
     for ids, key in ((use or []), "guidelines"), (drop, "drop"):
         unknown = [g for g in ids if g not in all_ids]
@@ -103,16 +109,17 @@ def teacher_prompt(query: str, guidelines: Sequence[Guideline], fmt: ReasoningFo
         how = f"Before answering, think about the request from each of these perspectives:\n{lines}\n"
     else:  # plain reasoning ablation: reason, but with no guidelines
         how = "Before answering, think about the request step by step.\n"
-    return (f"{how}Write your thinking between {fmt.open_tag} and {fmt.close_tag}, then write the final "
-            "answer after the closing tag. If answering could cause harm, the final answer is a short "
-            f"refusal; otherwise answer helpfully.\n\nRequest: {query}")
+    return (
+        f"{how}Write your thinking between {fmt.open_tag} and {fmt.close_tag}, then write the final "
+        "answer after the closing tag. If answering could cause harm, the final answer is a short "
+        f"refusal; otherwise answer helpfully.\n\nRequest: {query}"
+    )
 
 
 def guideline_system_prompt(guidelines: Sequence[Guideline], fmt: ReasoningFormat = ReasoningFormat()) -> str:
     """System prompt of the no-context-distillation ablation (guidelines kept at train and test time)."""
     lines = "\n".join(f"- {g.instruction}" for g in guidelines)
-    return (f"Before answering, consider:\n{lines}\nThink between {fmt.open_tag} and {fmt.close_tag}, "
-            "then answer.")
+    return f"Before answering, consider:\n{lines}\nThink between {fmt.open_tag} and {fmt.close_tag}, then answer."
 
 
 def short_request(query: str, n_words: int) -> str:
@@ -125,10 +132,13 @@ def template_reasoning(query: str, kind: str, guidelines: Sequence[Guideline], n
     """Fallback reasoning: one step per guideline (plain: a single generic step)."""
     req = short_request(query, n_words)
     if not guidelines:
-        verdict = "this could cause harm, so I will refuse." if kind == "harmful" else "this is harmless, so I will answer."
+        verdict = (
+            "this could cause harm, so I will refuse." if kind == "harmful" else "this is harmless, so I will answer."
+        )
         return f"The user asks: {req}. Thinking it over, {verdict}"
-    return "\n".join((g.harmful_step if kind == "harmful" else g.benign_step).replace("{request}", req)
-                     for g in guidelines)
+    return "\n".join(
+        (g.harmful_step if kind == "harmful" else g.benign_step).replace("{request}", req) for g in guidelines
+    )
 
 
 @dataclass
@@ -143,8 +153,13 @@ class Candidate:
     answer: str | None = None
 
 
-def screen(candidates: Sequence[dict], kinds: dict[str, str], is_refusal: Callable[[str], bool],
-           rejection_sampling: bool = True, fmt: ReasoningFormat = ReasoningFormat()) -> list[Candidate]:
+def screen(
+    candidates: Sequence[dict],
+    kinds: dict[str, str],
+    is_refusal: Callable[[str], bool],
+    rejection_sampling: bool = True,
+    fmt: ReasoningFormat = ReasoningFormat(),
+) -> list[Candidate]:
     """Parse and filter teacher candidates (rows of a generations JSONL).
 
     Always rejected: unparseable format, degenerate (looping) reasoning or answer. With
@@ -176,10 +191,18 @@ class SynthesisResult:
     stats: dict = field(default_factory=dict)
 
 
-def build_srg_rows(base_rows: Sequence[dict], candidates: Sequence[dict], variant: Variant,
-                   guidelines: Sequence[Guideline], is_refusal: Callable[[str], bool], *,
-                   fallback: str = "template", min_examples: int = 1, request_words: int = 6,
-                   fmt: ReasoningFormat = ReasoningFormat()) -> SynthesisResult:
+def build_srg_rows(
+    base_rows: Sequence[dict],
+    candidates: Sequence[dict],
+    variant: Variant,
+    guidelines: Sequence[Guideline],
+    is_refusal: Callable[[str], bool],
+    *,
+    fallback: str = "template",
+    min_examples: int = 1,
+    request_words: int = 6,
+    fmt: ReasoningFormat = ReasoningFormat(),
+) -> SynthesisResult:
     """SRG training rows for one variant.
 
     ``base_rows``: the queries to train on, as RT rows (``id, prompt, completion, kind, source``);
@@ -210,25 +233,42 @@ def build_srg_rows(base_rows: Sequence[dict], candidates: Sequence[dict], varian
             origin = "template"
         else:
             continue
-        rows.append({"id": f"{variant.name}-{r['id']}", "prompt": r["prompt"], "completion": target,
-                     "system": system, "source": r["source"], "kind": r["kind"], "origin": origin})
+        rows.append(
+            {
+                "id": f"{variant.name}-{r['id']}",
+                "prompt": r["prompt"],
+                "completion": target,
+                "system": system,
+                "source": r["source"],
+                "kind": r["kind"],
+                "origin": origin,
+            }
+        )
     stats = yield_stats(base_rows, screened, rows, variant, used)
     if len(rows) < min_examples:
         raise ValueError(
             f"SRG data for {variant.name}: {len(rows)} examples < synthesis.min_examples={min_examples} "
             f"(teacher accepted {stats['teacher_accepted_queries']} of {len(base_rows)} queries; fallback={fallback!r}). "
-            "Use a stronger teacher, more candidates (synthesis.k), or synthesis.fallback: template.")
+            "Use a stronger teacher, more candidates (synthesis.k), or synthesis.fallback: template."
+        )
     return SynthesisResult(rows, screened, stats)
 
 
-def yield_stats(base_rows: Sequence[dict], screened: Sequence[Candidate], rows: Sequence[dict],
-                variant: Variant, used: Sequence[Guideline]) -> dict:
+def yield_stats(
+    base_rows: Sequence[dict],
+    screened: Sequence[Candidate],
+    rows: Sequence[dict],
+    variant: Variant,
+    used: Sequence[Guideline],
+) -> dict:
     """Yield per source, per kind, per rejection reason, and per guideline (mention rate)."""
     src = {r["id"]: r["source"] for r in base_rows}
     by_source: dict[str, dict] = {}
     for r in base_rows:
-        s = by_source.setdefault(r["source"], {"queries": 0, "candidates": 0, "accepted_candidates": 0,
-                                               "teacher_rows": 0, "template_rows": 0})
+        s = by_source.setdefault(
+            r["source"],
+            {"queries": 0, "candidates": 0, "accepted_candidates": 0, "teacher_rows": 0, "template_rows": 0},
+        )
         s["queries"] += 1
     for c in screened:
         by_source[src[c.prompt_id]]["candidates"] += 1
@@ -237,18 +277,30 @@ def yield_stats(base_rows: Sequence[dict], screened: Sequence[Candidate], rows: 
         by_source[r["source"]][f"{r['origin']}_rows"] += 1
     accepted = [c for c in screened if c.accepted]
     # per guideline: how often accepted teacher reasoning names the guideline's perspective
-    per_guideline = {g.id: (sum(g.perspective.split()[0].lower() in (c.reasoning or "").lower() for c in accepted)
-                            / len(accepted) if accepted else None) for g in used}
+    per_guideline = {
+        g.id: (
+            sum(g.perspective.split()[0].lower() in (c.reasoning or "").lower() for c in accepted) / len(accepted)
+            if accepted
+            else None
+        )
+        for g in used
+    }
     return {
-        "variant": variant.name, "guidelines": list(variant.guidelines),
-        "rejection_sampling": variant.rejection_sampling, "context_distillation": variant.context_distillation,
-        "n_queries": len(base_rows), "n_candidates": len(screened), "n_accepted_candidates": len(accepted),
+        "variant": variant.name,
+        "guidelines": list(variant.guidelines),
+        "rejection_sampling": variant.rejection_sampling,
+        "context_distillation": variant.context_distillation,
+        "n_queries": len(base_rows),
+        "n_candidates": len(screened),
+        "n_accepted_candidates": len(accepted),
         "candidate_yield": len(accepted) / len(screened) if screened else None,
         "teacher_accepted_queries": len({c.prompt_id for c in accepted}),
         "rejections": {k: sum(c.reason == k for c in screened) for k in REJECT_REASONS},
-        "rows": len(rows), "rows_by_origin": dict(Counter(r["origin"] for r in rows)),
+        "rows": len(rows),
+        "rows_by_origin": dict(Counter(r["origin"] for r in rows)),
         "rows_by_kind": dict(Counter(r["kind"] for r in rows)),
-        "by_source": by_source, "guideline_mention_rate": per_guideline,
+        "by_source": by_source,
+        "guideline_mention_rate": per_guideline,
     }
 
 
@@ -264,9 +316,21 @@ def subsample(rows: Sequence[dict], per_kind: int | None) -> list[dict]:
     return out
 
 
-def teacher_records(base_rows: Sequence[dict], guidelines: Sequence[Guideline], limit: int | None,
-                    fmt: ReasoningFormat = ReasoningFormat()) -> list[dict]:
+def teacher_records(
+    base_rows: Sequence[dict],
+    guidelines: Sequence[Guideline],
+    limit: int | None,
+    fmt: ReasoningFormat = ReasoningFormat(),
+) -> list[dict]:
     """Prompt-set records (srg.prompts schema) for the teacher: ``limit`` queries of each kind."""
-    return [{"id": r["id"], "prompt": teacher_prompt(r["prompt"], guidelines, fmt), "source": r["source"],
-             "category": r["kind"], "split": "synthesis", "meta": {}}
-            for r in subsample(base_rows, limit)]
+    return [
+        {
+            "id": r["id"],
+            "prompt": teacher_prompt(r["prompt"], guidelines, fmt),
+            "source": r["source"],
+            "category": r["kind"],
+            "split": "synthesis",
+            "meta": {},
+        }
+        for r in subsample(base_rows, limit)
+    ]

@@ -24,63 +24,79 @@ writes the adapter, the merged model and the log).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Config keys that do not go to TRL's SFTConfig under their own name: PEFT's LoraConfig fields
+# (config name -> LoraConfig name), and keys this module resolves itself.
+LORA_KEYS = {
+    "lora_r": "r",
+    "lora_alpha": "lora_alpha",
+    "lora_dropout": "lora_dropout",
+    "target_modules": "target_modules",
+}
+OWN_KEYS = ("method", "lora", "bf16", "warmup_ratio")
 
 
-@dataclass
 class TrainConfig:
-    """Hyper-parameters of one fine-tuning run.
+    """Hyper-parameters of one fine-tuning run: ``method`` plus exactly the keys of
+    ``config/schema.yaml`` ``$defs.training``, the one place their types, ranges and defaults are
+    declared. Every key other than ``LORA_KEYS`` and ``OWN_KEYS`` is passed unchanged to TRL's
+    ``SFTConfig`` (so exposing another SFTConfig field is one schema line); ``LORA_KEYS`` go to
+    PEFT's ``LoraConfig``.
 
-    Defaults (LoRA r=16/alpha 32 on all linear projections, lr 5e-4, 2 epochs, 4 x 2 accumulation,
-    max_length 256, bf16 autocast) were sized on the 2-core CPU: on 200 harmful + 197 benign RT
-    examples they train in ~7 min and take SmolLM2-135M from 0% to 100% greedy refusal on 24
-    held-out ID harmful prompts (results/models/rt/check.json of the default run).
+    The defaults (LoRA r=16/alpha 32 on all linear projections, lr 5e-4, 2 epochs, 4 x 2
+    accumulation, max_length 256, bf16 autocast) were sized on the 2-core CPU.
     """
 
-    method: str = "rt"  # "rt" | "srg" | any other label (only recorded)
-    lora: bool = True
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
-    learning_rate: float = 5e-4
-    num_train_epochs: float = 2.0
-    per_device_train_batch_size: int = 4
-    gradient_accumulation_steps: int = 2
-    max_length: int = 256
-    seed: int = 0
-    bf16: bool | None = None  # None: bf16 autocast on CPU and bf16-capable CUDA (see resolve_bf16)
-    logging_steps: int = 5
-    warmup_ratio: float = 0.05
-    lr_scheduler_type: str = "cosine"
-    max_steps: int = -1
-    gradient_checkpointing: bool = False  # a 135M model fits easily; checkpointing costs ~15% on CPU
-    train_sampling_strategy: str = "group_by_length"  # less padding: ~2x faster on mixed-length data
+    def __init__(self, method: str = "rt", **fields: Any):
+        from jsonschema import Draft202012Validator
+
+        from srg.config import fill_defaults, load_schema
+
+        schema = load_schema()["$defs"]["training"]
+        known = sorted(schema["properties"])
+        unknown = sorted(set(fields) - set(known))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys: {unknown}; known keys: {['method', *known]}")
+        if fields.get("target_modules") is not None:
+            fields["target_modules"] = list(fields["target_modules"])
+        full = fill_defaults(fields, schema)
+        errors = [
+            f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in Draft202012Validator(schema).iter_errors(full)
+        ]
+        if errors:
+            raise ValueError("invalid TrainConfig: " + "; ".join(errors))
+        self.method = method
+        self.__dict__.update(full)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> TrainConfig:
-        d = dict(d or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys: {unknown}; known keys: {sorted(known)}")
-        if "target_modules" in d and d["target_modules"] is not None:
-            d["target_modules"] = list(d["target_modules"])
-        return cls(**d)
+        return cls(**dict(d or {}))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dict(self.__dict__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TrainConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"TrainConfig({self.to_dict()})"
+
+    def sft_kwargs(self) -> dict[str, Any]:
+        """The SFTConfig fields this config sets: every key except the LoRA and own ones."""
+        return {k: v for k, v in self.to_dict().items() if k not in LORA_KEYS and k not in OWN_KEYS}
+
+    def lora_kwargs(self) -> dict[str, Any] | None:
+        """LoraConfig fields, or None for full fine-tuning."""
+        return {LORA_KEYS[k]: self.to_dict()[k] for k in LORA_KEYS} if self.lora else None
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -212,8 +228,6 @@ def build_trainer(
     if not (base_model_dir / "config.json").is_file():
         raise FileNotFoundError(f"base model config not found: {base_model_dir / 'config.json'}")
 
-    if not 0.0 <= cfg.warmup_ratio < 1.0:
-        raise ValueError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
     dataset = load_sft_dataset(train_jsonl)
 
     from peft import LoraConfig
@@ -222,20 +236,12 @@ def build_trainer(
     model, tokenizer = _load_model_and_tokenizer(base_model_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     args = SFTConfig(
+        **cfg.sft_kwargs(),
         output_dir=str(out_dir / "trainer"),
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        max_length=cfg.max_length,
-        seed=cfg.seed,
         bf16=resolve_bf16(cfg.bf16),
         use_cpu=not _cuda_available(),  # transformers only allows bf16 autocast on CPU with use_cpu
-        logging_steps=cfg.logging_steps,
         # transformers 5 folds the old warmup_ratio into warmup_steps: a float in [0, 1) is a ratio
         warmup_steps=float(cfg.warmup_ratio),
-        lr_scheduler_type=cfg.lr_scheduler_type,
         completion_only_loss=None,  # auto: True for prompt-completion data
         assistant_only_loss=False,
         packing=False,
@@ -243,19 +249,9 @@ def build_trainer(
         save_strategy="no",
         eval_strategy="no",
         disable_tqdm=True,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        train_sampling_strategy=cfg.train_sampling_strategy,
     )
-    peft_config = None
-    if cfg.lora:
-        peft_config = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.target_modules),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+    lora = cfg.lora_kwargs()
+    peft_config = LoraConfig(**lora, bias="none", task_type="CAUSAL_LM") if lora is not None else None
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
     )

@@ -1,20 +1,26 @@
-"""Cells of notebooks/figures.ipynb: the final figures and tables, read from results/ only."""
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-CELLS = [
-    ("md", "# Final figures and tables\n\n"
-           "Everything here is *read* from files the DAG wrote under `results/` and only reshaped "
-           "(`srg.report_tables`) and drawn (`srg.plotting`); no statistic is recomputed. Each panel "
-           "says which file it reads. A panel whose file or rows do not exist yet (e.g. before the SRG "
-           "stage has run) is skipped with a printed message, and its figure file then only states "
-           "what is missing, so the notebook runs on any subset of the results.\n\n"
-           "| panel | reads | writes |\n| --- | --- | --- |\n"
-           "| (a) Best-of-N curves per model | `bon/<model>.csv` | `figures/final_bon.png/.pdf` |\n"
-           "| (b) representation summary | `probing/metrics.csv` | `figures/final_representations.png/.pdf` |\n"
-           "| (c) main table + heatmap | `tables/main.csv` | `figures/final_main.png/.pdf` |\n"
-           "| (d) ablations | `tables/ablations.csv` or ablation rows of `tables/main.csv` | "
-           "`figures/final_ablations.png/.pdf` |\n"
-           "| (e) claims summary | `claims.json` | `tables/claims_summary.csv`, `figures/final_claims.png/.pdf` |"),
-    ("params", """# Parameters (papermill overrides these)
+# %% [markdown]
+# # Final figures and tables
+#
+# Everything here is *read* from files the DAG wrote under `results/` and only reshaped (`srg.report_tables`) and drawn (`srg.plotting`); no statistic is recomputed. Each panel says which file it reads. A panel whose file or rows do not exist yet (e.g. before the SRG stage has run) is skipped with a printed message, and its figure file then only states what is missing, so the notebook runs on any subset of the results.
+#
+# | panel | reads | writes |
+# | --- | --- | --- |
+# | (a) Best-of-N curves per model | `bon/<model>.csv` | `figures/final_bon.png/.pdf` |
+# | (b) representation summary | `probing/metrics.csv` | `figures/final_representations.png/.pdf` |
+# | (c) main table + heatmap | `tables/main.csv` | `figures/final_main.png/.pdf` |
+# | (d) ablations | `tables/ablations.csv` or ablation rows of `tables/main.csv` | `figures/final_ablations.png/.pdf` |
+# | (e) claims summary | `claims.json` | `tables/claims_summary.csv`, `figures/final_claims.png/.pdf` |
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides these)
 results_dir = "results"
 config_name = "default"
 models = ["base", "rt", "srg"]  # display order; panels draw only those present in the files
@@ -36,8 +42,10 @@ fig_main = "results/figures/final_main.png"
 fig_ablations = "results/figures/final_ablations.png"
 fig_claims = "results/figures/final_claims.png"
 claims_summary_csv = "results/tables/claims_summary.csv"
-digits = 2"""),
-    ("code", """from pathlib import Path
+digits = 2
+
+# %%
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -62,16 +70,18 @@ def save(fig, png_path):
 
 
 def skip(png_path, reason):
-    \"\"\"A skipped panel: say so, and write a figure that says so (the DAG declares every file).\"\"\"
+    """A skipped panel: say so, and write a figure that says so (the DAG declares every file)."""
     print(f"SKIPPED {Path(png_path).stem}: {reason}")
-    fig = plotting.placeholder_figure(f"Not available in this run ({config_name}):\\n{reason}")
-    save(fig, png_path)"""),
+    fig = plotting.placeholder_figure(f"Not available in this run ({config_name}):\n{reason}")
+    save(fig, png_path)
 
-    ("md", "## (a) Best-of-N: ASR@N vs N per model\n"
-           "One panel per model with a `bon/<model>.csv` (base, RT, SRG side by side); one line per eval "
-           "set, bootstrap CI bands, log2 N axis; dotted lines: greedy ASR. Paper Figure 1 compares RT "
-           "and SRG: SRG's curves should start lower and stay low as N grows."),
-    ("code", """bon = {}
+
+# %% [markdown]
+# ## (a) Best-of-N: ASR@N vs N per model
+# One panel per model with a `bon/<model>.csv` (base, RT, SRG side by side); one line per eval set, bootstrap CI bands, log2 N axis; dotted lines: greedy ASR. Paper Figure 1 compares RT and SRG: SRG's curves should start lower and stay low as N grows.
+
+# %%
+bon = {}
 for m in rt_tables.ordered(list(bon_tables), models):
     df = rt_tables.read_optional_csv(bon_tables[m], required=["N", "asr", "ci_low", "ci_high", "evalset"])
     if df is None:
@@ -96,63 +106,87 @@ else:
     save(fig, fig_bon)
     last = pd.concat(bon.values(), ignore_index=True)
     last = last[last["N"] == last.groupby(["model", "evalset"])["N"].transform("max")]
-    display(rt_tables.ci_pivot(last.assign(metric="asr@n", value=last["asr"]), "asr@n",
-                               index_order=models, column_order=evalset_order, digits=digits))"""),
+    display(
+        rt_tables.ci_pivot(
+            last.assign(metric="asr@n", value=last["asr"]),
+            "asr@n",
+            index_order=models,
+            column_order=evalset_order,
+            digits=digits,
+        )
+    )
 
-    ("md", "## (b) Representations: probe transfer and proxy A-distance per model\n"
-           "From `probing/metrics.csv` (domain-adaptation notebook). Top: per layer, the unweighted mean "
-           "over the OOD attack sets of the ID-trained probe's transfer accuracy (share of attacked prompts "
-           "still classified harmful) and of the proxy A-distance between each attack set and ID harmful "
-           "(0 = indistinguishable, 2 = separable), one line per model; the dotted line marks the configured "
-           "layer. Bottom: each attack set at that layer. The paper's reading: RT's OOD prompts drift away "
-           "from the ID harmful domain (low transfer, high PAD); SRG should narrow that gap."),
-    ("code", """metrics = rt_tables.read_optional_csv(probing_metrics, required=["model", "layer", "evalset", "metric", "value"])
+# %% [markdown]
+# ## (b) Representations: probe transfer and proxy A-distance per model
+# From `probing/metrics.csv` (domain-adaptation notebook). Top: per layer, the unweighted mean over the OOD attack sets of the ID-trained probe's transfer accuracy (share of attacked prompts still classified harmful) and of the proxy A-distance between each attack set and ID harmful (0 = indistinguishable, 2 = separable), one line per model; the dotted line marks the configured layer. Bottom: each attack set at that layer. The paper's reading: RT's OOD prompts drift away from the ID harmful domain (low transfer, high PAD); SRG should narrow that gap.
+
+# %%
+metrics = rt_tables.read_optional_csv(probing_metrics, required=["model", "layer", "evalset", "metric", "value"])
 if metrics is None:
     skip(fig_representations, f"{rel(probing_metrics)} does not exist")
 else:
     sets = [s for s in metrics["evalset"].unique() if s != id_harm and (not ood_sets or s in ood_sets)]
     present = rt_tables.ordered(metrics["model"], models)
     li = probe_layer if probe_layer >= 0 else int(metrics["layer"].max()) + 1 + probe_layer
-    panels = [("probe_transfer_acc", "probe transfer accuracy", (-0.02, 1.02)),
-              ("pad", "proxy A-distance vs ID harmful", (-0.05, 2.05))]
+    panels = [
+        ("probe_transfer_acc", "probe transfer accuracy", (-0.02, 1.02)),
+        ("pad", "proxy A-distance vs ID harmful", (-0.05, 2.05)),
+    ]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), squeeze=False)
     at_layer = []
     for col, (metric, label, ylim) in enumerate(panels):
         d = rt_tables.layer_summary(metrics, metric, evalsets=sets)
         mean = d.groupby(["model", "layer"], as_index=False)["value"].mean()
         mean["model"] = pd.Categorical(mean["model"], present)
-        plotting.layer_lines(axes[0][col], mean.sort_values(["model", "layer"]).assign(model=lambda x: x["model"].astype(str)),
-                             hue="model", mean_label=None, ylabel=f"{label}\\n(mean over {len(sets)} sets)",
-                             title=label)
+        plotting.layer_lines(
+            axes[0][col],
+            mean.sort_values(["model", "layer"]).assign(model=lambda x: x["model"].astype(str)),
+            hue="model",
+            mean_label=None,
+            ylabel=f"{label}\n(mean over {len(sets)} sets)",
+            title=label,
+        )
         axes[0][col].axvline(li, color="0.5", lw=0.8, ls=":")
         axes[0][col].set_ylim(*ylim)
         axes[0][col].legend(fontsize="small", frameon=False)
         d_li = d[d["layer"] == li]
         at_layer.append(d_li.assign(metric=metric))
-        plotting.ci_bars(axes[1][col], d_li, x="evalset", hue="model", x_order=rt_tables.ordered(d_li["evalset"], evalset_order),
-                         hue_order=[m for m in present if m in set(d_li["model"])])
+        plotting.ci_bars(
+            axes[1][col],
+            d_li,
+            x="evalset",
+            hue="model",
+            x_order=rt_tables.ordered(d_li["evalset"], evalset_order),
+            hue_order=[m for m in present if m in set(d_li["model"])],
+        )
         axes[1][col].set_ylim(*ylim)
         axes[1][col].set_ylabel(f"{label} (layer {li})")
-        axes[1][col].legend(fontsize="small", frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0),
-                            ncol=len(present))
+        axes[1][col].legend(
+            fontsize="small", frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(present)
+        )
     fig.tight_layout()
     save(fig, fig_representations)
     at_layer = pd.concat(at_layer, ignore_index=True)
     for metric, label, _ in panels:
         print(f"{label} at layer {li}:")
-        display(rt_tables.ci_pivot(at_layer, metric, index_order=models, column_order=evalset_order, digits=digits))"""),
+        display(rt_tables.ci_pivot(at_layer, metric, index_order=models, column_order=evalset_order, digits=digits))
 
-    ("md", "## (c) Main table\n"
-           "From `tables/main.csv` (evaluation stage): rows = model, columns = eval set, cells = value "
-           "[95% CI]. First the greedy attack success rate, then every other metric the file has "
-           "(malformed rate, refusal rate on over-refusal prompts, non-refusal rate, answer log-likelihood)."),
-    ("code", """main = rt_tables.read_optional_csv(main_table, required=["model", "evalset", "metric", "value"])
+# %% [markdown]
+# ## (c) Main table
+# From `tables/main.csv` (evaluation stage): rows = model, columns = eval set, cells = value [95% CI]. First the greedy attack success rate, then every other metric the file has (malformed rate, refusal rate on over-refusal prompts, non-refusal rate, answer log-likelihood).
+
+# %%
+main = rt_tables.read_optional_csv(main_table, required=["model", "evalset", "metric", "value"])
 if main is None:
     skip(fig_main, f"{rel(main_table)} does not exist (written by the evaluation stage)")
 elif main_metric not in set(main["metric"]):
     skip(fig_main, f"{rel(main_table)} has no {main_metric!r} rows")
 else:
-    core = main[~main["model"].astype(str).str.match(r"^srg_.+")] if not ablation_models else main[~main["model"].isin(ablation_models)]
+    core = (
+        main[~main["model"].astype(str).str.match(r"^srg_.+")]
+        if not ablation_models
+        else main[~main["model"].isin(ablation_models)]
+    )
     print(f"{main_metric} (value [CI]):")
     display(rt_tables.ci_pivot(core, main_metric, index_order=models, column_order=evalset_order, digits=digits))
     for metric in [m for m in main["metric"].unique() if m != main_metric]:
@@ -160,17 +194,20 @@ else:
         display(rt_tables.ci_pivot(core, metric, index_order=models, column_order=evalset_order, digits=digits))
     values = rt_tables.value_pivot(core, main_metric, index_order=models, column_order=evalset_order)
     labels = rt_tables.ci_pivot(core, main_metric, index_order=models, column_order=evalset_order, digits=digits)
-    labels = labels.map(lambda s: s.replace(" [", "\\n[") if isinstance(s, str) else s)
+    labels = labels.map(lambda s: s.replace(" [", "\n[") if isinstance(s, str) else s)
     fig, ax = plt.subplots(figsize=(1.1 * values.shape[1] + 2.5, 0.75 * values.shape[0] + 1.8))
-    plotting.annotated_heatmap(ax, values, labels, title=f"{main_metric} per model and eval set ({config_name})",
-                               cbar_label=main_metric)
+    plotting.annotated_heatmap(
+        ax, values, labels, title=f"{main_metric} per model and eval set ({config_name})", cbar_label=main_metric
+    )
     fig.tight_layout()
-    save(fig, fig_main)"""),
+    save(fig, fig_main)
 
-    ("md", "## (d) Ablations\n"
-           "From `tables/ablations.csv` when it exists, else the ablation models' rows of `tables/main.csv` "
-           "(`srg` and `srg_*`). Bars: the configured metric per eval set, one bar per variant, CI error bars."),
-    ("code", """abl_file = rt_tables.read_optional_csv(ablations_table)
+# %% [markdown]
+# ## (d) Ablations
+# From `tables/ablations.csv` when it exists, else the ablation models' rows of `tables/main.csv` (`srg` and `srg_*`). Bars: the configured metric per eval set, one bar per variant, CI error bars.
+
+# %%
+abl_file = rt_tables.read_optional_csv(ablations_table)
 abl, source = rt_tables.ablation_frame(abl_file, main, ablation_models)
 if abl is None:
     skip(fig_ablations, source)
@@ -187,12 +224,14 @@ else:
     ax.set_title(f"Ablations: {ablation_metric} ({config_name})")
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    save(fig, fig_ablations)"""),
+    save(fig, fig_ablations)
 
-    ("md", "## (e) Claims\n"
-           "Every claim the DAG tested (`claims.json`): statistic, value, CI, verdict, evidence file. Counts "
-           "per claim group and verdict below; the table is also written to `tables/claims_summary.csv`."),
-    ("code", """if not Path(claims_json).exists():
+# %% [markdown]
+# ## (e) Claims
+# Every claim the DAG tested (`claims.json`): statistic, value, CI, verdict, evidence file. Counts per claim group and verdict below; the table is also written to `tables/claims_summary.csv`.
+
+# %%
+if not Path(claims_json).exists():
     claims = rt_tables.claims_table({"claims": []})
     print(f"SKIPPED claims table: {rel(claims_json)} does not exist")
 else:
@@ -202,17 +241,27 @@ claims.to_csv(claims_summary_csv, index=False)
 print("wrote", rel(claims_summary_csv), f"({len(claims)} claims)")
 counts = rt_tables.verdict_counts(claims)
 display(counts)
-shown = claims.assign(**{"value [CI]": [rt_tables.format_ci(v, lo, hi, digits) for v, lo, hi in
-                                       zip(claims["value"], claims["ci_low"], claims["ci_high"])]})
-display(shown[["id", "statement", "statistic", "value [CI]", "verdict", "evidence"]].style.hide(axis="index"))"""),
-    ("code", """if claims.empty:
+shown = claims.assign(
+    **{
+        "value [CI]": [
+            rt_tables.format_ci(v, lo, hi, digits)
+            for v, lo, hi in zip(claims["value"], claims["ci_low"], claims["ci_high"])
+        ]
+    }
+)
+display(shown[["id", "statement", "statistic", "value [CI]", "verdict", "evidence"]].style.hide(axis="index"))
+
+# %%
+if claims.empty:
     skip(fig_claims, "no claims in claims.json")
 else:
     by_group = counts.drop(index="total")
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(by_group) + 1.4))
     total = counts.loc["total"]
-    plotting.verdict_bars(ax, by_group, title=f"Claim verdicts ({config_name}): " +
-                          ", ".join(f"{int(total[v])} {v}" for v in counts.columns))
+    plotting.verdict_bars(
+        ax,
+        by_group,
+        title=f"Claim verdicts ({config_name}): " + ", ".join(f"{int(total[v])} {v}" for v in counts.columns),
+    )
     fig.tight_layout()
-    save(fig, fig_claims)"""),
-]
+    save(fig, fig_claims)

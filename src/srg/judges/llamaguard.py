@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from srg.judges import KeywordJudge, Verdict, register_judge
+from srg.judges.base import Verdict, register_judge
+from srg.judges.keyword import KeywordJudge
 
 DEFAULT_MODEL = "meta-llama/Llama-Guard-3-8B"
 _CATEGORY = re.compile(r"^S\d+$")
@@ -71,14 +72,22 @@ def hf_generate_fn(model_name: str, dtype: str, batch_size: int, max_new_tokens:
     def generate(texts: list[str]) -> list[str]:
         outs: list[str] = []
         for i in range(0, len(texts), batch_size):
-            ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[i:i + batch_size]]
+            ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[i : i + batch_size]]
             input_ids, mask = left_pad(ids, tok.pad_token_id, model.device)
             with torch.inference_mode():
-                gen = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                     do_sample=False, temperature=None, top_p=None, top_k=None,
-                                     pad_token_id=tok.pad_token_id)
-            outs += tok.batch_decode(gen[:, input_ids.shape[1]:], skip_special_tokens=True)
+                gen = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=tok.pad_token_id,
+                )
+            outs += tok.batch_decode(gen[:, input_ids.shape[1] :], skip_special_tokens=True)
         return outs
+
     return tok, generate
 
 
@@ -93,6 +102,7 @@ def vllm_generate_fn(model_name: str, dtype: str, max_new_tokens: int, **engine_
     def generate(texts: list[str]) -> list[str]:
         prompts = [{"prompt_token_ids": tok(t, add_special_tokens=False)["input_ids"]} for t in texts]
         return [o.outputs[0].text for o in llm.generate(prompts, sp, use_tqdm=False)]
+
     return tok, generate
 
 
@@ -102,11 +112,20 @@ class LlamaGuardJudge:
 
     name = "llamaguard"
 
-    def __init__(self, resources: str | Path = "resources", model: str | None = None, engine: str = "hf",
-                 dtype: str = "bfloat16", batch_size: int = 16, max_new_tokens: int = 20,
-                 phrase_sets: Sequence[str] = ("srg", "jailbreakbench"), prefix_chars: int = 0,
-                 engine_options: dict | None = None, generate_fn: Callable[[list[str]], list[str]] | None = None,
-                 tokenizer=None):
+    def __init__(
+        self,
+        resources: str | Path = "resources",
+        model: str | None = None,
+        engine: str = "hf",
+        dtype: str = "bfloat16",
+        batch_size: int = 16,
+        max_new_tokens: int = 20,
+        phrase_sets: Sequence[str] = ("srg", "jailbreakbench"),
+        prefix_chars: int = 0,
+        engine_options: dict | None = None,
+        generate_fn: Callable[[list[str]], list[str]] | None = None,
+        tokenizer=None,
+    ):
         self.model = model or DEFAULT_MODEL
         self.refusals = KeywordJudge(resources, phrase_sets, prefix_chars)
         if generate_fn is not None:
@@ -116,8 +135,9 @@ class LlamaGuardJudge:
         elif engine == "hf":
             self.tokenizer, self._generate = hf_generate_fn(self.model, dtype, batch_size, max_new_tokens)
         elif engine == "vllm":
-            self.tokenizer, self._generate = vllm_generate_fn(self.model, dtype, max_new_tokens,
-                                                              **(engine_options or {}))
+            self.tokenizer, self._generate = vllm_generate_fn(
+                self.model, dtype, max_new_tokens, **(engine_options or {})
+            )
         else:
             raise ValueError(f"llamaguard engine {engine!r} unknown; allowed: ['hf', 'vllm']")
 

@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 try:
     import vllm
 except ImportError as exc:  # make_backend turns this into "backend 'vllm' is not available"
-    raise ImportError("the 'vllm' generation backend needs the vllm package (GPU only): "
-                      'pip install -e ".[gpu]"') from exc
+    raise ImportError(
+        "the 'vllm' generation backend needs the vllm package (GPU only): pip install -e \".[gpu]\""
+    ) from exc
 
-from srg.generation import Completion, Request, SamplingParams, register_backend
-from srg.models import chat_prompt
+from srg.backends.base import Completion, Request, SamplingParams, register_backend
+from srg.models import encode_chat
 
 
 def vllm_sampling(params: SamplingParams, seed: int):
@@ -39,16 +40,33 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, model_path: str, dtype: str = "bfloat16", tensor_parallel_size: int = 1,
-                 gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
-                 max_prompt_tokens: int = 4096, lora_path: str | None = None, max_lora_rank: int = 64,
-                 seed: int = 0, system_prompt: str | None = None, enforce_eager: bool = False,
-                 batch_size: int | None = None, threads: int | None = None, llm=None):
+    def __init__(
+        self,
+        model_path: str,
+        dtype: str = "bfloat16",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        max_prompt_tokens: int = 4096,
+        lora_path: str | None = None,
+        max_lora_rank: int = 64,
+        seed: int = 0,
+        system_prompt: str | None = None,
+        enforce_eager: bool = False,
+        batch_size: int | None = None,
+        threads: int | None = None,
+        llm=None,
+    ):
         """``batch_size`` and ``threads`` (hf options the DAG passes to every backend) are ignored:
         vLLM schedules its own batches."""
-        kw: dict = {"model": model_path, "dtype": dtype, "tensor_parallel_size": tensor_parallel_size,
-                    "gpu_memory_utilization": gpu_memory_utilization, "seed": seed,
-                    "enforce_eager": enforce_eager}
+        kw: dict = {
+            "model": model_path,
+            "dtype": dtype,
+            "tensor_parallel_size": tensor_parallel_size,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "seed": seed,
+            "enforce_eager": enforce_eager,
+        }
         if max_model_len:
             kw["max_model_len"] = max_model_len
         if lora_path:
@@ -67,24 +85,21 @@ class VLLMBackend:
     def _encode(self, requests: Sequence[Request]) -> list[dict]:
         out = []
         for r in requests:
-            text = chat_prompt(self.tokenizer, r.user, r.system or self.default_system)
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if len(ids) > self.max_prompt_tokens:
-                ids = ids[-self.max_prompt_tokens:]
-                self.truncated += 1
+            ids, cut = encode_chat(self.tokenizer, r.user, r.system or self.default_system, self.max_prompt_tokens)
+            self.truncated += cut
             out.append({"prompt_token_ids": ids})
         return out
 
-    def generate(self, requests: Sequence[Request], params: SamplingParams,
-                 progress: Callable[[int], None] | None = None) -> list[list[Completion]]:
+    def generate(
+        self, requests: Sequence[Request], params: SamplingParams, progress: Callable[[int], None] | None = None
+    ) -> list[list[Completion]]:
         prompts = self._encode(requests)
         sampling = [vllm_sampling(params, params.seed * 1_000_003 + i) for i in range(len(prompts))]
         kw = {"lora_request": self.lora} if self.lora else {}
         outs = self.llm.generate(prompts, sampling, use_tqdm=False, **kw)
         results = []
         for o in outs:  # vLLM returns outputs in input order
-            results.append([Completion(c.text.strip(), len(c.token_ids), c.finish_reason == "stop")
-                            for c in o.outputs])
+            results.append([Completion(c.text.strip(), len(c.token_ids), c.finish_reason == "stop") for c in o.outputs])
         if progress:
             progress(len(prompts) * params.n)
         return results

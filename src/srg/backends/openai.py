@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from srg.generation import Completion, Request, SamplingParams, register_backend
+from srg.backends.base import Completion, Request, SamplingParams, register_backend
 from srg.models import messages_for
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -30,9 +30,16 @@ class APIError(RuntimeError):
 class ChatClient:
     """Minimal chat-completions client: retries, backoff, key hygiene."""
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY",
-                 timeout: float = 120.0, max_retries: int = 5, backoff: float = 1.0,
-                 max_backoff: float = 60.0):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+    ):
         if not base_url:
             raise ValueError("an OpenAI-compatible endpoint needs base_url (e.g. http://localhost:8000/v1)")
         if not model:
@@ -46,8 +53,10 @@ class ChatClient:
         if api_key_env:
             key = os.environ.get(api_key_env)
             if not key:
-                raise ValueError(f"environment variable {api_key_env} is not set (it must hold the API key for "
-                                 f"{self.url}); set it, or set api_key_env: null for a server without a key")
+                raise ValueError(
+                    f"environment variable {api_key_env} is not set (it must hold the API key for "
+                    f"{self.url}); set it, or set api_key_env: null for a server without a key"
+                )
             self.__key = key
 
     def __repr__(self) -> str:
@@ -64,7 +73,7 @@ class ChatClient:
         last = ""
         for attempt in range(self.max_retries + 1):
             req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            wait = min(self.max_backoff, self.backoff * 2 ** attempt)
+            wait = min(self.max_backoff, self.backoff * 2**attempt)
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     return json.loads(resp.read().decode("utf-8"))
@@ -84,12 +93,26 @@ class ChatClient:
                 time.sleep(wait)
         raise APIError(f"POST {self.url} failed after {self.max_retries + 1} attempts; last error: {last}")
 
-    def chat(self, messages: list[dict], n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
-             max_tokens: int = 256, seed: int | None = None, top_k: int = 0) -> list[dict]:
+    def chat(
+        self,
+        messages: list[dict],
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        seed: int | None = None,
+        top_k: int = 0,
+    ) -> list[dict]:
         """The ``choices`` of one chat completion (each with ``message.content`` and ``finish_reason``),
         plus the response's ``usage`` copied into every choice as ``_usage``."""
-        body: dict = {"model": self.model, "messages": messages, "n": n, "temperature": temperature,
-                      "top_p": top_p, "max_tokens": max_tokens}
+        body: dict = {
+            "model": self.model,
+            "messages": messages,
+            "n": n,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_tokens": max_tokens,
+        }
         if seed is not None:
             body["seed"] = seed
         if top_k > 0:  # not in the OpenAI API; vLLM and most local servers accept it
@@ -124,14 +147,32 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, model_path: str | None = None, base_url: str | None = None, api_model: str | None = None,
-                 api_key_env: str | None = "OPENAI_API_KEY", request_timeout: float = 120.0,
-                 max_retries: int = 5, backoff: float = 1.0, concurrency: int = 8, use_n: bool = True,
-                 system_prompt: str | None = None, dtype: str | None = None, batch_size: int | None = None,
-                 threads: int | None = None, max_prompt_tokens: int | None = None,
-                 client: ChatClient | None = None):
-        self.client = client or ChatClient(base_url or "", api_model or model_path or "", api_key_env,
-                                           timeout=request_timeout, max_retries=max_retries, backoff=backoff)
+    def __init__(
+        self,
+        model_path: str | None = None,
+        base_url: str | None = None,
+        api_model: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        request_timeout: float = 120.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        concurrency: int = 8,
+        use_n: bool = True,
+        system_prompt: str | None = None,
+        dtype: str | None = None,
+        batch_size: int | None = None,
+        threads: int | None = None,
+        max_prompt_tokens: int | None = None,
+        client: ChatClient | None = None,
+    ):
+        self.client = client or ChatClient(
+            base_url or "",
+            api_model or model_path or "",
+            api_key_env,
+            timeout=request_timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+        )
         self.concurrency = max(1, concurrency)
         self.use_n = use_n
         self.default_system = system_prompt
@@ -146,15 +187,22 @@ class OpenAIBackend:
         k = 0
         while len(out) < params.n:
             want = params.n - len(out) if self.use_n else 1
-            choices = self.client.chat(msgs, n=want, temperature=temp, top_p=top_p,
-                                       max_tokens=params.max_new_tokens, seed=seed + k,
-                                       top_k=0 if params.greedy else params.top_k)
+            choices = self.client.chat(
+                msgs,
+                n=want,
+                temperature=temp,
+                top_p=top_p,
+                max_tokens=params.max_new_tokens,
+                seed=seed + k,
+                top_k=0 if params.greedy else params.top_k,
+            )
             out += [_completion(c, len(choices)) for c in choices[:want]]
             k += 1
         return out
 
-    def generate(self, requests: Sequence[Request], params: SamplingParams,
-                 progress: Callable[[int], None] | None = None) -> list[list[Completion]]:
+    def generate(
+        self, requests: Sequence[Request], params: SamplingParams, progress: Callable[[int], None] | None = None
+    ) -> list[list[Completion]]:
         seeds = [params.seed * 1_000_003 + i * 10_007 for i in range(len(requests))]
         pool = ThreadPoolExecutor(self.concurrency)
         try:

@@ -1,0 +1,160 @@
+"""Backend ``hf`` (transformers): batched, left padding, length-sorted batches, KV cache, one
+shared prefill per prompt whose cache is repeated n times, and a decode loop that drops rows
+as they finish. Runs on CPU or one GPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from srg.backends.base import Completion, Request, SamplingParams, register_backend
+
+
+@register_backend("hf")
+class HFBackend:
+    """transformers backend: length-bucketed batches, left padding, KV cache, shared prefill for n
+    samples, and a decode loop that drops rows as they finish."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model_path: str,
+        dtype: str = "bfloat16",
+        batch_size: int = 32,
+        max_prompt_tokens: int = 1024,
+        system_prompt: str | None = None,
+        threads: int = 0,
+        model=None,
+        tokenizer=None,
+        bucket_ratio: float = 0.6,
+    ):
+        import torch
+
+        from srg import models
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.tokenizer = tokenizer or models.load_tokenizer(model_path)
+        self.model = model or models.load_model(model_path, dtype)
+        self.batch_size = batch_size
+        self.max_prompt_tokens = max_prompt_tokens
+        self.default_system = system_prompt
+        self.bucket_ratio = bucket_ratio  # see length_buckets
+        self.truncated = 0
+
+    def _encode(self, requests: Sequence[Request]) -> list[list[int]]:
+        from srg.models import encode_chat
+
+        ids = []
+        for r in requests:
+            toks, cut = encode_chat(self.tokenizer, r.user, r.system or self.default_system, self.max_prompt_tokens)
+            self.truncated += cut
+            ids.append(toks)
+        return ids
+
+    def generate(self, requests, params, progress=None):
+        import torch
+
+        encoded = self._encode(requests)
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        results: list[list[Completion] | None] = [None] * len(encoded)
+        for b, idx in enumerate(
+            length_buckets([len(encoded[i]) for i in order], max(1, self.batch_size // params.n), self.bucket_ratio)
+        ):
+            idx = [order[i] for i in idx]
+            torch.manual_seed(params.seed * 1_000_003 + b)
+            outs = self._generate_batch([encoded[i] for i in idx], params)
+            for i, comps in zip(idx, outs):
+                results[i] = comps
+            if progress:
+                progress(len(idx) * params.n)
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, batch_ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        """Prefill once, repeat the cache n times, then decode only rows that have not hit EOS.
+
+        Finished rows leave the batch (their KV cache rows are dropped), so no step is spent on
+        padding after EOS; for n > 1 each prompt is prefilled once.
+        """
+        import torch
+
+        from srg.models import left_pad
+
+        tok, model = self.tokenizer, self.model
+        eos = model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos])
+        input_ids, mask = left_pad(batch_ids, tok.pad_token_id, model.device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        n = params.n
+        with torch.inference_mode():
+            out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            next_pos = pos[:, -1] + 1
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+                logits, mask, next_pos = (x.repeat_interleave(n, 0) for x in (logits, mask, next_pos))
+            rows = logits.shape[0]
+            active = torch.arange(rows, device=model.device)
+            generated: list[list[int]] = [[] for _ in range(rows)]
+            finished = [False] * rows
+            for step in range(params.max_new_tokens):
+                picked = pick_tokens(logits, params)
+                keep = []
+                for j, (r, t) in enumerate(zip(active.tolist(), picked.tolist())):
+                    if t in eos_ids:
+                        finished[r] = True
+                    else:
+                        generated[r].append(t)
+                        keep.append(j)
+                if not keep or step == params.max_new_tokens - 1:
+                    break
+                if len(keep) < len(active):
+                    sel = torch.tensor(keep, device=model.device)
+                    cache.batch_select_indices(sel)
+                    active, mask, next_pos, picked = active[sel], mask[sel], next_pos[sel], picked[sel]
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+                out = model(
+                    input_ids=picked[:, None],
+                    attention_mask=mask,
+                    position_ids=next_pos[:, None],
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                logits, next_pos = out.logits[:, -1, :], next_pos + 1
+        comps = [
+            Completion(tok.decode(g, skip_special_tokens=True).strip(), len(g), f) for g, f in zip(generated, finished)
+        ]
+        return [comps[i * n : (i + 1) * n] for i in range(len(batch_ids))]
+
+
+def length_buckets(lengths: Sequence[int], max_rows: int, ratio: float = 0.0) -> list[list[int]]:
+    """Split positions of a length-sorted (descending) list into batches of at most ``max_rows``.
+
+    A new batch also starts when a prompt is shorter than ``ratio`` x the batch's longest, so
+    left padding stays below 1 - ratio of each row (``ratio`` 0 = fixed-size batches).
+    """
+    batches: list[list[int]] = []
+    for i, n in enumerate(lengths):
+        if not batches or len(batches[-1]) >= max_rows or n < ratio * lengths[batches[-1][0]]:
+            batches.append([])
+        batches[-1].append(i)
+    return batches
+
+
+def pick_tokens(logits, params: SamplingParams):
+    """Next token per row: argmax (greedy), else temperature, top-k and top-p (nucleus) sampling."""
+    import torch
+
+    if params.greedy:
+        return logits.argmax(-1)
+    scores = logits.float() / params.temperature
+    if params.top_k and params.top_k < scores.shape[-1]:
+        kth = torch.topk(scores, params.top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if params.top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+        probs = sorted_scores.softmax(-1)
+        outside = probs.cumsum(-1) - probs >= params.top_p  # tokens after the nucleus is full
+        sorted_scores = sorted_scores.masked_fill(outside, float("-inf"))
+        scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
+    return torch.multinomial(scores.softmax(-1), 1)[:, 0]
