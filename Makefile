@@ -7,7 +7,7 @@ CORES  ?= all
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test setup bench report dry-run clean-smoke
+.PHONY: reproduce test lint setup bench report dry-run clean-smoke
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+# Seconds: ruff (lint + format) over src, tests, notebooks, benchmarks; snakefmt over the DAG.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules
 
 bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/generation.py
