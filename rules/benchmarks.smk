@@ -15,7 +15,7 @@ rule benchmark_generation:
     threads: workflow.cores
     params:
         resources=RES,
-        dtype=CFG["model"]["dtype"],
+        dtype=MODEL_DTYPE,
         model=BASE.path,
         b=CFG["benchmark"],
     shell:

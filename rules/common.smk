@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 import srg.config as srg_config
 from srg import sources as srg_sources
 from srg.attacks import ATTACKS as SRG_ATTACKS
-from srg.models import base_model_ref
+from srg.models import base_model_ref, resolve_dtype
 from srg.reasoning import ReasoningFormat
 from srg.synthesis import guideline_system_prompt, load_guidelines, make_variant, select
 
@@ -32,6 +32,8 @@ NOTEBOOKS = Path(workflow.basedir) / "notebooks"
 SOURCES = srg_sources.load_sources()
 WHEEL_FILES = {spec["filename"]: name for name, spec in SOURCES["wheels"].items()}
 BASE = base_model_ref(CFG["model"]["base"], RES)
+# model.dtype as this machine runs it ("bfloat16_if_native" -> bfloat16 or float32; provenance records it)
+MODEL_DTYPE = resolve_dtype(CFG["model"]["dtype"])
 PROMPT_SETS = ["train_harmful", "train_benign", "id_eval", "overrefusal", "helpfulness"]
 OOD_SETS = list(CFG["evalsets"])
 EVALSETS = ["id_eval", *OOD_SETS]  # harmful eval sets: ID + every OOD attack
@@ -106,7 +108,7 @@ def generation_params(mode, model=None):
     g = CFG["generation"]
     system = model_system_prompt(model) if model is not None else CFG["model"]["system_prompt"]
     opts = {
-        "dtype": CFG["model"]["dtype"],
+        "dtype": MODEL_DTYPE,
         "batch_size": g["batch_size"],
         "max_prompt_tokens": g["max_prompt_tokens"],
         "threads": job_threads(),
@@ -239,7 +241,7 @@ def teacher_generation_params():
     s, t, g = CFG["synthesis"], CFG["synthesis"]["teacher"], CFG["generation"]
     opts = (
         {
-            "dtype": CFG["model"]["dtype"],
+            "dtype": MODEL_DTYPE,
             "batch_size": g["batch_size"],
             "max_prompt_tokens": g["max_prompt_tokens"],
             "threads": job_threads(),
@@ -367,7 +369,7 @@ def probing_sets():
 def hidden_params():
     p = CFG["probing"]
     return {
-        "dtype": p["dtype"] or CFG["model"]["dtype"],
+        "dtype": p["dtype"] or MODEL_DTYPE,
         "batch_size": p["batch_size"],
         "shard_size": p["shard_size"],
         "max_prompts": p["max_prompts"],

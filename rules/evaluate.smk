@@ -20,7 +20,7 @@ rule answer_loglik:
             {
                 "reasoning": CFG["reasoning"] if is_reasoning_model(wc.model) else None,
                 "system_prompt": model_system_prompt(wc.model),
-                "dtype": CFG["model"]["dtype"],
+                "dtype": MODEL_DTYPE,
                 "threads": job_threads(),
             }
         ),

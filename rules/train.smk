@@ -64,7 +64,7 @@ rule train:
                 "check_out": f"{RESULTS}/models/{wc.method}/check.json",
                 "min_refusal_gain": train_section(wc.method)["check_min_refusal_gain"],
                 "resources": RES,
-                "dtype": CFG["model"]["dtype"],
+                "dtype": MODEL_DTYPE,
                 "batch_size": CFG["generation"]["batch_size"],
                 "max_new_tokens": max_new_tokens(wc.method),
                 "n_bootstrap": CFG["bon"]["n_bootstrap"],

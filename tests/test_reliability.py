@@ -130,3 +130,13 @@ def test_same_seed_same_bytes(tmp_path, save_tiny_llama, resources, greedy):
         )
         judged.append(out.read_bytes())
     assert judged[0] == judged[1] and judged[0]
+
+
+def test_bf16_only_where_native():
+    from srg import models
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    amx = "flags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    assert not models.cpu_has_native_bf16(avx2) and models.cpu_has_native_bf16(amx)
+    assert models.resolve_dtype("float32") == "float32" and models.resolve_dtype("bfloat16") == "bfloat16"
+    assert models.resolve_dtype("bfloat16_if_native") in ("bfloat16", "float32")

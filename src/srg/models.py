@@ -18,6 +18,8 @@ from pathlib import Path
 from srg import sources
 
 DTYPES = {"bfloat16": "bfloat16", "float32": "float32", "float16": "float16", "auto": "auto"}
+IF_NATIVE = "bfloat16_if_native"  # bfloat16 where the hardware computes it natively, else float32
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,37 @@ def _dir_digest(root: str, files: tuple) -> str:
     return h.hexdigest()
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Does this CPU compute bf16 natively (AVX512-BF16 or AMX)? Without it (e.g. AVX2 only) torch
+    emulates bf16 through fp32: measured on an AVX2 EPYC, bf16 decoding ran at half the speed of
+    fp32, prefill at a quarter, and a bf16-autocast training step over 10x slower."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    return bool(flags & CPU_BF16_FLAGS)
+
+
+def nvidia_gpu_visible() -> bool:
+    """An NVIDIA GPU is on this machine (cheap: no torch import, for the DAG's start)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def resolve_dtype(name: str) -> str:
+    """A config dtype as this machine runs it: ``bfloat16_if_native`` becomes ``bfloat16`` on an NVIDIA
+    GPU or a CPU with native bf16, else ``float32``; every other name is returned as it is."""
+    if name != IF_NATIVE:
+        return name
+    return "bfloat16" if nvidia_gpu_visible() or cpu_has_native_bf16() else "float32"
+
+
 def torch_dtype(name: str):
     import torch
 
+    name = resolve_dtype(name)
     return "auto" if name == "auto" else getattr(torch, DTYPES[name])
 
 

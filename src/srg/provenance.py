@@ -82,9 +82,14 @@ def cpu_model() -> str:
 
 def machine_info(config: dict[str, Any]) -> dict[str, Any]:
     """What decides bit-exactness besides the code and config: CPU model, cores, thread counts."""
+    from srg.models import cpu_has_native_bf16, resolve_dtype
+
     threads = (config.get("generation") or {}).get("threads")
+    dtype = (config.get("model") or {}).get("dtype")
     return {
         "cpu_model": cpu_model(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "model_dtype": resolve_dtype(dtype) if dtype else None,
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "model_job_threads": threads if threads else "all cores given to the job (generation.threads: 0)",
@@ -118,7 +123,7 @@ def to_rst(prov: dict[str, Any]) -> str:
         f":git commit: ``{commit}``",
         f":python: {prov['python']} on {prov['platform']}",
         f":machine: {prov['machine']['cpu_model']}, {prov['machine']['cpus_usable']} usable CPUs, "
-        f"model jobs with {prov['machine']['model_job_threads']} thread(s)",
+        f"model jobs with {prov['machine']['model_job_threads']} thread(s) in {prov['machine']['model_dtype']}",
         f":written: {prov['created']}",
         "",
         ".. list-table:: key packages",
