@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -37,7 +38,11 @@ def job_command(target: str, configfile: str | None, workdir: str) -> str:
     if configfile:
         cmd[1:1] = ["--configfile", configfile]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    lines = [ln.strip() for ln in out.splitlines() if "-m srg generate" in ln and f"--out {target}" in ln]
+    lines = [
+        ln.split("Shell command:", 1)[-1].strip()
+        for ln in out.splitlines()
+        if "-m srg generate" in ln and f"--out {target}" in ln
+    ]
     if len(lines) != 1:
         raise SystemExit(f"expected one generate command for {target} in the dry run, found {len(lines)}")
     return lines[0]
@@ -49,7 +54,8 @@ def rerun(command: str, target: str, workdir: str, tmp: Path) -> tuple[Path, flo
     command = command.replace(f"--out {target}", f"--out {shlex.quote(str(out))}")
     command = re.sub(r">\s*\S+\s+2>&1\s*$", f"> {shlex.quote(str(tmp / 'rerun.log'))} 2>&1", command)
     t0 = time.perf_counter()
-    subprocess.run(["bash", "-c", command], cwd=workdir, check=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run(["bash", "-c", command], cwd=workdir, check=True, env=env)
     return out, time.perf_counter() - t0
 
 
