@@ -93,7 +93,7 @@ def key_env(monkeypatch):
 
 
 def _backend(server, **kw) -> OpenAIBackend:
-    opts = dict(base_url=server.url, api_model="fake-model", api_key_env=KEY_ENV, backoff=0.0, max_retries=2)
+    opts = dict(base_url=server.url, api_model="fake-model", api_key_env=KEY_ENV, max_retries=2)
     opts.update(kw)
     return make_backend("openai", model_path="unused", **opts)
 
@@ -164,7 +164,6 @@ def test_network_error_retried_then_clear_error(key_env):
         base_url="http://127.0.0.1:9/v1",
         api_model="m",
         api_key_env=KEY_ENV,
-        backoff=0.0,
         max_retries=1,
         request_timeout=2,
     )
@@ -190,7 +189,7 @@ def test_key_hygiene_end_to_end(server, key_env, tmp_path, caplog, capfd):
     prompts.write_text(
         "".join(json.dumps({"id": f"p{i}", "prompt": f"question {i}", "meta": {}}) + "\n" for i in range(5))
     )
-    opts = {"base_url": server.url, "api_model": "fake-model", "api_key_env": KEY_ENV, "backoff": 0.0, "max_retries": 1}
+    opts = {"base_url": server.url, "api_model": "fake-model", "api_key_env": KEY_ENV, "max_retries": 1}
     job = GenerationJob(
         prompts=str(prompts),
         out=str(tmp_path / "gen" / "out.jsonl"),
@@ -259,9 +258,7 @@ def test_llm_judge_against_fake_server(server, key_env):
         return next(v for r, v in replies.items() if f"\n{r}\n" in content)
 
     server.reply_text = reply
-    judge = make_judge(
-        "llm", resources="unused", model="judge-model", base_url=server.url, api_key_env=KEY_ENV, backoff=0.0
-    )
+    judge = make_judge("llm", resources="unused", model="judge-model", base_url=server.url, api_key_env=KEY_ENV)
     vs = judge.judge(["p1", "p2", "p3", "p4", "p5"], ["r1", "r2", "r3", "r4", "  "])
     assert [(v.refusal, v.unsafe, v.outcome) for v in vs] == [
         (True, False, "refusal"),

@@ -1,26 +1,23 @@
-"""Backend ``openai``: any OpenAI-compatible chat-completions server, over stdlib HTTP.
+"""Backend ``openai``: any OpenAI-compatible chat-completions server, through the ``openai``
+package's client (``pip install -e ".[api]"``; base_url, timeout and retries are the client's).
 
-``POST {base_url}/chat/completions`` with :mod:`urllib.request`, so no client package is needed.
 The API key is read only from the environment variable *named* in the config (``api_key_env``);
 the key itself never appears in reprs, exceptions, logs or returned data (error bodies are
-redacted too, in case a server echoes the request). Network errors, 429 and 5xx are retried
-with exponential backoff (``Retry-After`` honoured), then fail naming the endpoint and status.
+redacted too, in case a server echoes the request). The client retries connection errors, 408,
+409, 429 and 5xx with exponential backoff (``Retry-After`` honoured); then the call fails with
+an :class:`APIError` naming the endpoint, the status and the number of attempts.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from srg.backends.base import Completion, Request, SamplingParams, register_backend
 from srg.models import messages_for
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))  # what the client retries
 
 
 class APIError(RuntimeError):
@@ -28,7 +25,7 @@ class APIError(RuntimeError):
 
 
 class ChatClient:
-    """Minimal chat-completions client: retries, backoff, key hygiene."""
+    """Chat completions over ``openai.OpenAI``, with key hygiene and errors that name the endpoint."""
 
     def __init__(
         self,
@@ -37,18 +34,21 @@ class ChatClient:
         api_key_env: str | None = "OPENAI_API_KEY",
         timeout: float = 120.0,
         max_retries: int = 5,
-        backoff: float = 1.0,
-        max_backoff: float = 60.0,
     ):
         if not base_url:
             raise ValueError("an OpenAI-compatible endpoint needs base_url (e.g. http://localhost:8000/v1)")
         if not model:
             raise ValueError("an OpenAI-compatible endpoint needs a model name (api_model)")
+        try:
+            import openai
+        except ImportError as exc:
+            raise ImportError(
+                'the openai backend and llm judge need the openai package: pip install -e ".[api]"'
+            ) from exc
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.api_key_env = api_key_env
-        self.timeout, self.max_retries = timeout, max_retries
-        self.backoff, self.max_backoff = backoff, max_backoff
+        self.max_retries = max_retries
         self.__key: str | None = None
         if api_key_env:
             key = os.environ.get(api_key_env)
@@ -58,6 +58,15 @@ class ChatClient:
                     f"{self.url}); set it, or set api_key_env: null for a server without a key"
                 )
             self.__key = key
+        # a server without a key gets no Authorization header at all (omitted per request)
+        self._headers = {} if self.__key else {"Authorization": openai.Omit()}
+        self._openai = openai
+        self._client = openai.OpenAI(
+            base_url=base_url.rstrip("/"),
+            api_key=self.__key or "no-key",
+            timeout=timeout,
+            max_retries=max_retries,
+        )
 
     def __repr__(self) -> str:
         return f"ChatClient(url={self.url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
@@ -65,33 +74,15 @@ class ChatClient:
     def _redact(self, text: str) -> str:
         return text.replace(self.__key, "[REDACTED]") if self.__key else text
 
-    def _post(self, body: dict) -> dict:
-        data = json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.__key:
-            headers["Authorization"] = f"Bearer {self.__key}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            wait = min(self.max_backoff, self.backoff * 2**attempt)
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                detail = self._redact(exc.read().decode("utf-8", "replace")[:300])
-                last = f"HTTP {exc.code}: {detail}"
-                if exc.code not in RETRY_STATUS:
-                    raise APIError(f"POST {self.url} failed with HTTP {exc.code}: {detail}") from None
-                retry_after = exc.headers.get("Retry-After") if exc.headers else None
-                if retry_after and retry_after.replace(".", "", 1).isdigit():
-                    wait = min(self.max_backoff, float(retry_after))
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                last = self._redact(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
-            except json.JSONDecodeError:
-                last = "response is not JSON"
-            if attempt < self.max_retries:
-                time.sleep(wait)
-        raise APIError(f"POST {self.url} failed after {self.max_retries + 1} attempts; last error: {last}")
+    def _error(self, exc: Exception) -> APIError:
+        attempts = self.max_retries + 1
+        if isinstance(exc, self._openai.APIStatusError):
+            code = exc.status_code
+            detail = self._redact((exc.response.text or "")[:300])
+            if code in RETRY_STATUS:
+                return APIError(f"POST {self.url} failed after {attempts} attempts; last error: HTTP {code}: {detail}")
+            return APIError(f"POST {self.url} failed with HTTP {code}: {detail}")
+        return APIError(f"POST {self.url} failed after {attempts} attempts; last error: {type(exc).__name__}")
 
     def chat(
         self,
@@ -103,21 +94,25 @@ class ChatClient:
         seed: int | None = None,
         top_k: int = 0,
     ) -> list[dict]:
-        """The ``choices`` of one chat completion (each with ``message.content`` and ``finish_reason``),
-        plus the response's ``usage`` copied into every choice as ``_usage``."""
-        body: dict = {
+        """The ``choices`` of one chat completion as dicts (``message.content``, ``finish_reason``),
+        with the response's ``usage`` copied into every choice as ``_usage``."""
+        kw: dict = {
             "model": self.model,
             "messages": messages,
             "n": n,
             "temperature": temperature,
             "top_p": top_p,
             "max_tokens": max_tokens,
+            "extra_headers": self._headers,
         }
         if seed is not None:
-            body["seed"] = seed
+            kw["seed"] = seed
         if top_k > 0:  # not in the OpenAI API; vLLM and most local servers accept it
-            body["top_k"] = top_k
-        out = self._post(body)
+            kw["extra_body"] = {"top_k": top_k}
+        try:
+            out = self._client.chat.completions.create(**kw).model_dump()
+        except self._openai.APIError as exc:
+            raise self._error(exc) from None
         choices = out.get("choices")
         if not isinstance(choices, list) or not choices:
             raise APIError(f"POST {self.url}: response has no choices")
@@ -155,7 +150,6 @@ class OpenAIBackend:
         api_key_env: str | None = "OPENAI_API_KEY",
         request_timeout: float = 120.0,
         max_retries: int = 5,
-        backoff: float = 1.0,
         concurrency: int = 8,
         use_n: bool = True,
         system_prompt: str | None = None,
@@ -171,7 +165,6 @@ class OpenAIBackend:
             api_key_env,
             timeout=request_timeout,
             max_retries=max_retries,
-            backoff=backoff,
         )
         self.concurrency = max(1, concurrency)
         self.use_n = use_n

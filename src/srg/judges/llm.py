@@ -86,12 +86,11 @@ class LLMJudge:
         concurrency: int = 8,
         request_timeout: float = 120.0,
         max_retries: int = 5,
-        backoff: float = 1.0,
         client: ChatClient | None = None,
     ):
         """``resources`` is accepted (the judge CLI passes it to every judge) and unused."""
         self.client = client or ChatClient(
-            base_url or "", model or "", api_key_env, timeout=request_timeout, max_retries=max_retries, backoff=backoff
+            base_url or "", model or "", api_key_env, timeout=request_timeout, max_retries=max_retries
         )
         self.max_tokens = max_tokens
         self.concurrency = max(1, concurrency)
