@@ -33,7 +33,7 @@ rule train:
         data=train_data,
         base=[BASE.path] if BASE.converted_from else [],
         check_prompts=f"{RESULTS}/prompts/id_eval.jsonl",
-        base_judged=f"{RESULTS}/judgements/base/id_eval.greedy.jsonl",
+        base_generations=f"{RESULTS}/generations/base/id_eval.greedy.jsonl",
     output:
         model=directory(f"{RESULTS}/models/{{method}}/merged"),
         log=f"{RESULTS}/models/{{method}}/train_log.json",
@@ -60,7 +60,7 @@ rule train:
                 "train_config": train_section(wc.method)["training"],
                 "check": True,
                 "check_prompts": f"{RESULTS}/prompts/id_eval.jsonl",
-                "base_judged": f"{RESULTS}/judgements/base/id_eval.greedy.jsonl",
+                "base_generations": f"{RESULTS}/generations/base/id_eval.greedy.jsonl",
                 "check_out": f"{RESULTS}/models/{wc.method}/check.json",
                 "min_refusal_gain": train_section(wc.method)["check_min_refusal_gain"],
                 "resources": RES,
