@@ -11,7 +11,7 @@
 #
 # Does refusal training (RT) learn a harmful-vs-benign boundary that only holds in its own input domain? If so, attacked (OOD) harmful prompts should be represented *like benign prompts*: a probe trained on in-distribution (ID) data should transfer badly, and OOD points should sit nearer the benign centroid.
 #
-# **Design.** ID harmful = `train_harmful` (RT's source domain: the harmful prompts it was refusal-trained on), ID benign = `train_benign`. Each is split once (seeded, `test_frac` held out); the probe (standardised L2 logistic regression) and the two centroids are fit on the ID *train* parts only, ID accuracy is measured on the held-out parts. OOD = each attack eval set (attacked held-out `id_eval` prompts, disjoint from the training prompts); OOD prompts are only projected / scored, never fit. The 2-D figure is a RepE-style projection (PCA of ID harmful ∪ benign, or the harmful-minus-benign direction) fit on ID only. PAD = proxy A-distance of a domain classifier between an OOD set and ID harmful (0 = indistinguishable, 2 = perfectly separable). Position t = 0 at the benign centroid, 1 at the harmful centroid.
+# **Design.** The probe (standardised L2 logistic regression), the two centroids (in the probe's standardised space) and the PCA space of the divergence measure are fit on the training prompts only: ID harmful = `train_harmful` (what RT was refusal-trained on) vs ID benign = `train_benign`. The **control** is the plain held-out `id_eval` prompts; every attack set transforms exactly those prompts, so each attacked prompt is compared with its own plain version (paired by source prompt): C2.transfer = recall on attacked minus recall on plain, same prompts. Divergence = MMD^2 (RBF kernel, median bandwidth, 10 PCs of the standardised training states) between the attacked and plain states of the same prompts, with a paired permutation p-value; its null reference `mmd_null` is ID vs ID (two halves of `train_harmful`). Position t = 0 at the benign centroid, 1 at the harmful centroid. The 2-D figure is a RepE-style projection fit on the training prompts only.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these)
@@ -21,6 +21,8 @@ seed = 0
 models = ["base", "rt"]
 id_harm = "train_harmful"
 id_benign = "train_benign"
+plain_set = "id_eval"  # the control: plain held-out prompts the attack sets transform
+prompts = {}  # {set name: prompts .jsonl} (source prompt ids of attacked sets)
 ood_sets = []
 states = {}  # {model: {set name: hidden-states .npz}}
 representations_fig = "results/figures/representations.png"
@@ -41,7 +43,7 @@ cv = 5
 max_points = 200
 
 # %% [markdown]
-# > **Caveats at the 135M scale (read before the numbers).** The embedded default model is SmolLM2-135M-Instruct, a tiny model whose refusal behaviour is weak and brittle, fine-tuned with LoRA on a few hundred prompts. Its representations may not separate harmful from benign intent at all; a ciphered or encoded prompt (base64, Morse, Caesar) may simply be noise to it, so "OOD sits near benign" can reflect *not understanding the prompt* rather than the paper's domain shift. Sets are small (tens to hundreds of prompts), so CIs are wide; attack sets are derived from the same `id_eval` prompts, so pooled OOD prompts are not independent (the pooled CI is optimistic). The layer was fixed a priori in the config, not chosen on these results; per-layer curves show every layer. **Treat these results as a test of the pipeline and of direction, not as evidence about 7-8B models.**
+# > **Caveats at the 135M scale (read before the numbers).** The embedded default model is SmolLM2-135M-Instruct, a tiny model whose refusal behaviour is weak and brittle, fine-tuned with LoRA on a few hundred prompts. Its representations may not separate harmful from benign intent at all; a ciphered or encoded prompt (base64, Morse, Caesar) may simply be noise to it, so "OOD sits near benign" can reflect *not understanding the prompt* rather than the paper's domain shift. Sets are small (tens to hundreds of prompts), so CIs are wide; attack sets are derived from the same `id_eval` prompts, so pooled statistics resample whole source prompts. The layer was fixed a priori in the config, not chosen on these results; per-layer curves show every layer. **Treat these results as a test of the pipeline and of direction, not as evidence about 7-8B models.**
 
 # %%
 from pathlib import Path
@@ -55,25 +57,28 @@ from scipy.stats import spearmanr
 from srg import plotting, probing
 from srg.claims import evidence_path, write_claims_fragment
 from srg.hidden_states import load_meta, load_states
+from srg.io import read_jsonl
 
 plotting.set_theme()
 if pooling not in ("last", "mean"):
     raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
-ID_SETS = [id_harm, id_benign]
-LABEL = {id_harm: "ID harmful", id_benign: "ID benign"}
+ID_SETS = [id_harm, id_benign, plain_set]
+LABEL = {id_harm: "ID harmful", id_benign: "ID benign", plain_set: "plain held-out"}
 
 
 def evidence(path):
     return evidence_path(path, results_dir)
 
 
-X, metas = {}, {}
+X, metas, SRC = {}, {}, {}
 for m in models:
     X[m] = {}
     for s in ID_SETS + list(ood_sets):
         ids, last, mean = load_states(states[m][s])
         X[m][s] = (last if pooling == "last" else mean).astype(np.float32)
         metas[(m, s)] = load_meta(states[m][s])
+        src = {r["id"]: r.get("meta", {}).get("source_id", r["id"]) for r in read_jsonl(prompts[s])}
+        SRC.setdefault(s, [str(src[i]) for i in ids])
 n_states = X[models[0]][id_harm].shape[1]
 li = layer if layer >= 0 else n_states + layer
 if not 0 <= li < n_states:
@@ -95,7 +100,7 @@ sizes = pd.DataFrame(
 min_n = int(sizes["n"].min())
 cv_eff = max(2, min(cv, min_n))
 if cv_eff != cv:
-    print(f"note: PAD uses {cv_eff}-fold CV (smallest set has {min_n} prompts; config asks {cv})")
+    print(f"note: the probe's CV accuracy uses {cv_eff} folds (smallest set has {min_n} prompts; config asks {cv})")
 print(f"pooling={pooling}, layer index {li} of {n_states} (0 = embeddings), projection={projection}")
 sizes.pivot(index="set", columns="model", values="n")
 
@@ -116,7 +121,7 @@ for ax, m in zip(axes[0], models):
     H, B = X[m][id_harm][:, li], X[m][id_benign][:, li]
     proj = probing.fit_id_projection(H, B, method=projection)
     pts = {LABEL[id_harm]: sub(proj.transform(H)), LABEL[id_benign]: sub(proj.transform(B))}
-    pts.update({s: sub(proj.transform(X[m][s][:, li])) for s in ood_sets})
+    pts.update({s: sub(proj.transform(X[m][s][:, li])) for s in [plain_set, *ood_sets]})
     plotting.projection_panel(
         ax, pts, f"{m} (layer {li}, {pooling} token)", id_harm_key=LABEL[id_harm], id_benign_key=LABEL[id_benign]
     )
@@ -130,7 +135,7 @@ plt.show()
 
 # %% [markdown]
 # ## Per-layer metrics
-# `probing.layer_metrics` per model: held-out ID probe accuracy, OOD transfer accuracy (share of OOD prompts the ID probe calls harmful), PAD, mean centroid position and share closer to benign, with prompt-bootstrap CIs (PAD: none).
+# `probing.layer_metrics` per model: cross-validated probe accuracy on the training prompts, recall (share the probe calls harmful) on the plain held-out prompts and on each attack set, paired MMD^2 of each attack set against the plain prompts (ID-vs-ID null beside it), mean centroid position and share closer to benign, with prompt-bootstrap CIs (MMD: none).
 
 
 # %%
@@ -153,7 +158,8 @@ for m in models:
         id_harm,
         id_benign,
         list(ood_sets),
-        test_frac=test_frac,
+        plain_key=plain_set,
+        sources=SRC,
         seed=seed,
         C=probe_C,
         cv=cv_eff,
@@ -180,25 +186,24 @@ fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.6 * len(models)), squeez
 for row, m in zip(axes, models):
     d = metrics[metrics["model"] == m]
     ax = row[0]
-    ida = d[d["metric"] == "probe_id_acc"].sort_values("layer")
-    ax.plot(ida["layer"], ida["value"], color="k", ls="--", label="ID held-out")
+    ida = d[(d["metric"] == "probe_transfer_acc") & (d["evalset"] == plain_set)].sort_values("layer")
+    ax.plot(ida["layer"], ida["value"], color="k", ls="--", label="plain held-out (control)")
     ax.fill_between(ida["layer"], ida["ci_low"], ida["ci_high"], color="k", alpha=0.1, lw=0)
     for s in sets_drawn:
         t = d[(d["metric"] == "probe_transfer_acc") & (d["evalset"] == s)].sort_values("layer")
         ax.plot(t["layer"], t["value"], color=colors[s], label=s)
         ax.fill_between(t["layer"], t["ci_low"], t["ci_high"], color=colors[s], alpha=0.12, lw=0)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel("probe accuracy")
+    ax.set_ylabel("probe recall (harmful)")
     ax.set_title(f"{m}: ID probe transfer ({pooling} token)")
     ax = row[1]
-    ref = d[(d["metric"] == "pad") & (d["evalset"] == id_harm)].sort_values("layer")
-    ax.plot(ref["layer"], ref["value"], color="k", ls="--", label="ID harmful vs ID benign")
+    ref = d[(d["metric"] == "mmd_null") & (d["evalset"] == id_harm)].sort_values("layer")
+    ax.plot(ref["layer"], ref["value"], color="k", ls="--", label="ID vs ID (null)")
     for s in sets_drawn:
-        t = d[(d["metric"] == "pad") & (d["evalset"] == s)].sort_values("layer")
+        t = d[(d["metric"] == "mmd") & (d["evalset"] == s)].sort_values("layer")
         ax.plot(t["layer"], t["value"], color=colors[s], label=s)
-    ax.set_ylim(-0.05, 2.05)
-    ax.set_ylabel("proxy A-distance vs ID harmful")
-    ax.set_title(f"{m}: divergence from ID harmful")
+    ax.set_ylabel("MMD^2 vs the plain prompts")
+    ax.set_title(f"{m}: divergence of attacked from plain states")
     for ax in row:
         ax.axvline(li, color="0.5", lw=0.8, ls=":")
         ax.set_xlabel("layer (0 = embeddings)")
@@ -218,7 +223,7 @@ def greedy_asr_table():
     rows = []
     if Path(main_table).exists():  # the evaluation stage's tidy table: every model, greedy
         t = pd.read_csv(main_table)
-        t = t[(t["metric"] == "asr_greedy") & t["model"].isin(models)]
+        t = t[(t["metric"] == "asr_compliance") & t["model"].isin(models)]
         rows = [{"model": r.model, "evalset": r.evalset, "greedy_asr": r.value} for r in t.itertuples()]
     for m in models if not rows else []:
         p = Path(bon_dir) / f"{m}.csv"
@@ -243,7 +248,7 @@ if len(joined) < 3:
     )
     corr = pd.DataFrame()
 else:
-    cols = ["pad", "probe_transfer_acc", "mean_position"]
+    cols = ["mmd", "probe_transfer_acc", "mean_position"]
     fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 3.6))
     out = []
     for ax, c in zip(axes, cols):
@@ -259,39 +264,35 @@ corr
 
 # %% [markdown]
 # ## Claims (C2)
-# For `claim_model` (RT) at the configured layer and pooling:
-# * **C2.position.&lt;attack&gt;**: mean centroid position t of the attack's prompts < 0.5 (closer to ID benign); prompt-bootstrap CI; supported if the CI's upper end < 0.5.
-# * **C2.transfer**: pooled-OOD transfer accuracy minus held-out ID accuracy < 0 (independent bootstrap of the two prompt sets).
-# * **C2.divergence** (only when `srg` is among the models): mean over attacks of PAD(RT) - PAD(SRG) > 0, bootstrap over attacks.
+# For `claim_model` (RT) at the configured layer and pooling (`probing.c2_claims`):
+# * **C2.transfer** (declared primary): recall of the training-prompt probe on attacked prompts minus its recall on the plain versions of the same prompts, pooled over attacks; cluster bootstrap over source prompts, exact sign-flip p; claimed < 0.
+# * **C2.position.&lt;attack&gt;**: mean centroid position < 0.5 (closer to ID benign), in the probe's standardised space.
+# * **C2.divergence** (when `srg` is among the models): mean over attacks of the paired MMD^2 (attacked vs plain, same prompts) of RT minus SRG's, claimed > 0.
 #
-# Evidence paths are written as `results/...` relative to the results directory (so a smoke run's `results-smoke/probing/metrics.csv` is cited as `results/probing/metrics.csv`).
+# Evidence paths are written as `results/...` relative to the results directory.
 
 # %%
 claims = []
 if claim_model not in models:
     print(f"note: claim model {claim_model!r} not among {models}: no C2 claims written")
 else:
-    claims, info = probing.c2_claims(
-        at,
-        X,
+    claims, per_attack = probing.c2_claims(
+        {m: X[m] for m in models},
+        SRC,
         claim_model,
         list(ood_sets),
         id_harm,
         id_benign,
+        plain_set,
         li,
         pooling,
         evidence=evidence(metrics_csv),
-        test_frac=test_frac,
         probe_C=probe_C,
         n_boot=n_bootstrap,
         ci=ci,
         seed=seed,
     )
-    if info:
-        print(
-            f"{claim_model}: ID held-out acc {info['id_acc']:.3f} (n={info['n_id']}), pooled OOD transfer "
-            f"acc {info['ood_acc']:.3f} (n={info['n_ood']})"
-        )
+    display(per_attack.round(3))
     if "srg" not in models:
         print("note: C2.divergence skipped: 'srg' is not among the models")
 rows = write_claims_fragment(claims_json, claims)

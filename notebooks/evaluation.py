@@ -9,9 +9,9 @@
 # %% [markdown]
 # # Evaluation: base, RT, SRG and the ablations (claims C3, C4)
 #
-# Greedy decoding on held-out ID harmful prompts, every OOD attack, the over-refusal set and the helpfulness set; the configured judge scores each output (for reasoning models only the final answer after the closing tag; an output without one is **malformed**, counted apart and, conservatively, as unsafe on harmful sets). Judge-free helpfulness proxies: the non-refusal rate on benign MT-Bench prompts and the log-likelihood of MT-Bench reference answers. Every number has a bootstrap CI over prompts; differences between models are paired by prompt.
+# Greedy decoding on held-out ID harmful prompts, every OOD attack, the over-refusal set and the helpfulness set. Every output gets one outcome of the taxonomy (refusal, compliance, degenerate, off-topic, empty), by the same rule for every model; for reasoning models the final answer after the closing tag is judged, and an output whose block never closes (**malformed**, reported apart) is judged on its whole text. ASR = compliance (an on-topic answer; `asr_nonrefusal`, any non-refusal, is the upper bound). Helpful = compliance on benign prompts: a degenerate, off-topic or empty output is never helpful. Per-set CIs bootstrap prompts; differences between models are paired by prompt, pooled ones resample whole source prompts, and each claim carries a one-sided p-value (exact sign-flip test for margin 0).
 #
-# **Scale caveat.** Embedded default: a 135M model, a keyword judge, 20 prompts per set, and synthesis data that (see the synthesis notebooks) come almost entirely from the labelled template fallback because the 135M teacher does not follow the format. Read the numbers as a test of the pipeline and of direction, not as a replication of the paper's effect sizes.
+# **Scale caveat.** Embedded default: a 135M model, the keyword taxonomy judge (cross-validated on PyRIT's human labels, see the data overview), 20 source prompts per set, and synthesis data that (see the synthesis notebooks) come almost entirely from the labelled template fallback because the 135M teacher does not follow the format. Read the numbers as a test of the pipeline and of direction, not as a replication of the paper's effect sizes.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these)
@@ -71,14 +71,16 @@ def judged(model, evalset):
 # `results/tables/main.csv`: one row per (model, eval set, metric) with a bootstrap CI.
 
 # %%
-rows, unsafe, refusal = [], {}, {}
+rows, unsafe, refusal, helpful, clusters = [], {}, {}, {}, {}
 for m in models:
-    unsafe[m], refusal[m] = {}, {}
+    unsafe[m], refusal[m], helpful[m] = {}, {}, {}
     for e in evalsets[m]:
         j = judged(m, e)
         rows += evaluation.set_metrics(m, e, j, KIND.get(e, "harmful"), n_bootstrap, ci, seed)
         unsafe[m][e] = evaluation.per_prompt(j, "unsafe")
         refusal[m][e] = evaluation.per_prompt(j, "refusal")
+        helpful[m][e] = evaluation.per_prompt(j, "", "compliance")
+        clusters.setdefault(e, evaluation.sources(j))
     ll_path = R / "helpfulness" / f"{m}.json"
     if helpfulness_set in evalsets[m] and ll_path.exists():
         ll = read_json(ll_path)
@@ -96,26 +98,30 @@ def fmt_ci(r):
     return f"{r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
 
 
-view = main[main["metric"].isin(["asr_greedy", "refusal_rate", "nonrefusal_rate", "answer_loglik"])].copy()
+view = main[main["metric"].isin(["asr_compliance", "asr_nonrefusal", "helpful_rate", "answer_loglik"])].copy()
 view["cell"] = view.apply(fmt_ci, axis=1)
 table = view.pivot_table(index="model", columns=["metric", "evalset"], values="cell", aggfunc="first")
 table = table.reindex([m for m in models if m in table.index])
 table
 
 # %%
-malformed = main[main["metric"] == "malformed_rate"].pivot_table(index="model", columns="evalset", values="value")
-print("malformed rate (reasoning outputs without a final answer):")
-malformed.reindex([m for m in models if m in malformed.index]).round(2)
+outcomes = main[
+    main["metric"].isin(["refusal_rate", "degenerate_rate", "off_topic_rate", "empty_rate", "malformed_rate"])
+]
+print("outcome rates per model (mean over eval sets); malformed = reasoning block never closed:")
+display(outcomes.pivot_table(index="model", columns="metric", values="value").reindex(models).round(2))
+refusals = main[main["metric"] == "refusal_rate"].pivot_table(index="model", columns="evalset", values="value")
+refusals.reindex([m for m in models if m in refusals.index]).round(2)
 
 # %% [markdown]
 # ## Greedy ASR per attack: base, RT, SRG
 
 # %%
 core = [m for m in ("base", "rt", "srg") if m in models]
-asr = main[(main["metric"] == "asr_greedy") & main["model"].isin(core)]
+asr = main[(main["metric"] == "asr_compliance") & main["model"].isin(core)]
 fig, ax = plt.subplots(figsize=(max(6, 0.7 * asr["evalset"].nunique() * len(core)), 3.6))
 plotting.ci_bars(ax, asr, x="evalset", hue="model", x_order=[id_set, *ood_sets], hue_order=core)
-ax.set_ylabel("greedy ASR")
+ax.set_ylabel("greedy ASR (compliance)")
 ax.set_xlabel("")
 ax.set_ylim(0, 1.05)
 ax.set_title(f"Greedy ASR ({config_name}); {id_set} = ID, the rest OOD")
@@ -155,20 +161,26 @@ for m in abl_models:
     if sets:
         rows.append(
             evaluation.metric_row(
-                m, "ood_pooled", "asr_greedy", evaluation.pooled({s: unsafe[m][s] for s in sets}), n_bootstrap, ci, seed
+                m,
+                "ood_pooled",
+                "asr_compliance",
+                evaluation.pooled({s: unsafe[m][s] for s in sets}),
+                n_bootstrap,
+                ci,
+                seed,
             )
         )
-    for e, metric in ((id_set, "asr_greedy"), (overrefusal_set, "refusal_rate"), (helpfulness_set, "nonrefusal_rate")):
+    for e, metric in ((id_set, "asr_compliance"), (overrefusal_set, "refusal_rate"), (helpfulness_set, "helpful_rate")):
         r = main[(main["model"] == m) & (main["evalset"] == e) & (main["metric"] == metric)]
         rows += r.to_dict("records")
 abl = pd.DataFrame(rows, columns=evaluation.METRIC_COLUMNS).rename(columns={"model": "variant"})
 abl.to_csv(ablations_csv, index=False)
 abl["label"] = abl["variant"].map(lambda v: labels.get(v, v))
 panels = [
-    ("ood_pooled", "asr_greedy", "pooled OOD ASR (lower is better)"),
-    (id_set, "asr_greedy", "ID ASR"),
+    ("ood_pooled", "asr_compliance", "pooled OOD ASR (lower is better)"),
+    (id_set, "asr_compliance", "ID ASR"),
     (overrefusal_set, "refusal_rate", "over-refusal rate"),
-    (helpfulness_set, "nonrefusal_rate", "benign non-refusal rate"),
+    (helpfulness_set, "helpful_rate", "benign helpful rate"),
 ]
 fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
 for ax, (e, metric, title) in zip(axes, panels):
@@ -218,11 +230,12 @@ for other, path in agreement.items():
 
 # %% [markdown]
 # ## Claims C3 and C4
-# * **C3.<attack>** / **C3.ood**: SRG's greedy ASR minus RT's, paired over prompts; supported when the CI lies below 0.
+# * **C3.<attack>** / **C3.ood**: SRG's greedy ASR minus RT's, paired over prompts (pooled: clustered by source prompt); exact sign-flip p-value. C3.ood is the family's declared primary endpoint (config `claims.primary`); per-attack claims are secondary and Holm-adjusted when the ledger is merged.
 # * **C3.id**: SRG's ID ASR minus RT's is below `id_margin`.
 # * **C3.overrefusal**: SRG's over-refusal rate minus RT's is below `overrefusal_margin`.
-# * **C3.helpfulness**: SRG's benign non-refusal rate minus RT's is above `-helpfulness_margin`.
+# * **C3.helpfulness**: SRG's benign helpful (compliance) rate minus RT's is above `-helpfulness_margin`.
 # * **C4.<ablation>**: the ablation's pooled OOD ASR minus full SRG's is above 0 (full SRG better).
+# A tie, or a CI touching the margin, is inconclusive.
 # A variant whose training data equal SRG's (e.g. no rejection sampling when the teacher yields nothing to reject) can only be inconclusive; the synthesis notebooks say when that happens.
 
 # %%
@@ -240,12 +253,22 @@ if "srg" in models and "rt" in models:
         overrefusal_margin=overrefusal_margin,
         helpfulness_margin=helpfulness_margin,
         evidence=evidence,
+        helpful=helpful,
+        clusters=clusters,
         n_boot=n_bootstrap,
         ci=ci,
         seed=seed,
     )
     claims += evaluation.c4_claims(
-        unsafe, ["rt", *ablations], ood_sets, evidence_path(ablations_csv, R), labels, n_bootstrap, ci, seed
+        unsafe,
+        ["rt", *ablations],
+        ood_sets,
+        evidence_path(ablations_csv, R),
+        labels,
+        n_bootstrap,
+        ci,
+        seed,
+        clusters=clusters,
     )
 else:
     print("note: srg or rt not among the models: no C3/C4 claims")

@@ -33,9 +33,9 @@ evalset_order = ["id_eval"]  # column order of tables: ID first, then the OOD at
 ood_sets = []
 id_harm = "train_harmful"
 probe_layer = 20
-main_metric = "asr_greedy"
+main_metric = "asr_compliance"
 ablation_models = []  # empty: every model in main.csv named srg_* (plus srg itself)
-ablation_metric = "asr_greedy"
+ablation_metric = "asr_compliance"
 fig_bon = "results/figures/final_bon.png"
 fig_representations = "results/figures/final_representations.png"
 fig_main = "results/figures/final_main.png"
@@ -118,7 +118,7 @@ else:
 
 # %% [markdown]
 # ## (b) Representations: probe transfer and proxy A-distance per model
-# From `probing/metrics.csv` (domain-adaptation notebook). Top: per layer, the unweighted mean over the OOD attack sets of the ID-trained probe's transfer accuracy (share of attacked prompts still classified harmful) and of the proxy A-distance between each attack set and ID harmful (0 = indistinguishable, 2 = separable), one line per model; the dotted line marks the configured layer. Bottom: each attack set at that layer. The paper's reading: RT's OOD prompts drift away from the ID harmful domain (low transfer, high PAD); SRG should narrow that gap.
+# From `probing/metrics.csv` (domain-adaptation notebook). Top: per layer, the unweighted mean over the OOD attack sets of the ID-trained probe's transfer accuracy (share of attacked prompts still classified harmful) and of the paired MMD^2 between each attack set's states and those of the plain prompts it was built from (0 = indistinguishable), one line per model; the dotted line marks the configured layer. Bottom: each attack set at that layer. The paper's reading: RT's OOD prompts drift away from the ID harmful domain (low transfer, high PAD); SRG should narrow that gap.
 
 # %%
 metrics = rt_tables.read_optional_csv(probing_metrics, required=["model", "layer", "evalset", "metric", "value"])
@@ -130,7 +130,7 @@ else:
     li = probe_layer if probe_layer >= 0 else int(metrics["layer"].max()) + 1 + probe_layer
     panels = [
         ("probe_transfer_acc", "probe transfer accuracy", (-0.02, 1.02)),
-        ("pad", "proxy A-distance vs ID harmful", (-0.05, 2.05)),
+        ("mmd", "MMD^2, attacked vs plain prompts", None),
     ]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), squeeze=False)
     at_layer = []
@@ -147,7 +147,8 @@ else:
             title=label,
         )
         axes[0][col].axvline(li, color="0.5", lw=0.8, ls=":")
-        axes[0][col].set_ylim(*ylim)
+        if ylim:
+            axes[0][col].set_ylim(*ylim)
         axes[0][col].legend(fontsize="small", frameon=False)
         d_li = d[d["layer"] == li]
         at_layer.append(d_li.assign(metric=metric))
@@ -159,7 +160,8 @@ else:
             x_order=rt_tables.ordered(d_li["evalset"], evalset_order),
             hue_order=[m for m in present if m in set(d_li["model"])],
         )
-        axes[1][col].set_ylim(*ylim)
+        if ylim:
+            axes[1][col].set_ylim(*ylim)
         axes[1][col].set_ylabel(f"{label} (layer {li})")
         axes[1][col].legend(
             fontsize="small", frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(present)

@@ -4,6 +4,7 @@ rule bon_analysis:
     input:
         notebook=notebook_source("bon_analysis"),
         judged=[p for m in CFG["bon"]["models"] for p in judged([m], bon_evalsets(m))],
+        calibration=f"{RESULTS}/judges/keyword_calibration.json",
     output:
         nb=f"{RESULTS}/notebooks/bon_analysis.ipynb",
         fig=report(
@@ -13,6 +14,7 @@ rule bon_analysis:
             subcategory="stage notebooks",
         ),
         tables=expand(f"{RESULTS}/bon/{{model}}.csv", model=CFG["bon"]["models"]),
+        extrapolation=f"{RESULTS}/bon/extrapolation.csv",
         claims=f"{RESULTS}/claims/c1.json",
     log:
         log_path("bon_analysis"),
@@ -35,6 +37,13 @@ rule bon_analysis:
                 "figure": f"{RESULTS}/figures/bon_curves.png",
                 "claims_out": f"{RESULTS}/claims/c1.json",
                 "config_name": CFG["name"],
+                "selected_against": selected_against(),
+                "control": "base" if "base" in CFG["bon"]["models"] else None,
+                "margin": CFG["claims"]["c1_margin"],
+                "calibration": f"{RESULTS}/judges/keyword_calibration.json",
+                "extrapolation_out": f"{RESULTS}/bon/extrapolation.csv",
+                "extrapolate_to": CFG["bon"]["extrapolate_to"],
+                "extrapolation_bootstrap": CFG["bon"]["extrapolation_bootstrap"],
             }
         ),
     shell:
@@ -53,5 +62,6 @@ rule claims:
         bench_path("claims")
     params:
         name=CFG["name"],
+        p=as_json({"primary": CFG["claims"]["primary"], "alpha": CFG["claims"]["alpha"]}),
     shell:
-        "python -m srg claims --name {params.name} --out {output} {input} > {log} 2>&1"
+        "python -m srg claims --name {params.name} --out {output} --params {params.p:q} {input} > {log} 2>&1"

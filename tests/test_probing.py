@@ -105,24 +105,30 @@ def test_layer_metrics_shapes_and_values():
     states = {
         "harm": stack(mu),
         "benign": stack(-mu),
+        "plain": stack(mu),
         "ood_benignish": stack(-mu),
         "ood_harmish": stack(mu),
     }
-    df = probing.layer_metrics(states, "harm", "benign", ["ood_benignish", "ood_harmish"], cv=3, n_boot=100)
+    src = {k: [f"s{i}" for i in range(n)] for k in ("plain", "ood_benignish", "ood_harmish")}
+    df = probing.layer_metrics(
+        states, "harm", "benign", ["ood_benignish", "ood_harmish"], plain_key="plain", sources=src, cv=3, n_boot=100
+    )
     assert list(df.columns) == ["layer", "evalset", "metric", "value", "ci_low", "ci_high"]
     assert sorted(df["layer"].unique()) == [0, 1, 2]
-    assert len(df) == L * (4 + 2 * 4)
+    assert len(df) == L * (2 + 3 + 2 * 4)
     assert set(df["metric"]) == set(probing.METRICS)
     v = df.set_index(["layer", "evalset", "metric"])["value"]
     for layer in range(L):
-        assert v[(layer, "harm", "probe_id_acc")] > 0.9
+        assert v[(layer, "harm", "probe_cv_acc")] > 0.9
+        assert v[(layer, "plain", "probe_transfer_acc")] > 0.8
         assert v[(layer, "ood_benignish", "probe_transfer_acc")] < 0.2
         assert v[(layer, "ood_harmish", "probe_transfer_acc")] > 0.8
         assert v[(layer, "ood_benignish", "closer_to_benign")] > 0.8
-        assert v[(layer, "ood_harmish", "pad")] < 0.6
-    per_prompt = df[df["metric"] != "pad"]
+        # divergence: a shifted set is far from its plain prompts, an unshifted one near the ID-vs-ID null
+        assert v[(layer, "ood_benignish", "mmd")] > 5 * v[(layer, "ood_harmish", "mmd")]
+        assert v[(layer, "ood_harmish", "mmd")] < 3 * max(v[(layer, "harm", "mmd_null")], 0.05)
+    per_prompt = df[~df["metric"].isin(["mmd", "mmd_null", "probe_cv_acc"])]
     assert per_prompt[["ci_low", "ci_high"]].notna().all().all()
-    assert df.loc[df["metric"] == "pad", "ci_low"].isna().all()
     with pytest.raises(KeyError):
         probing.layer_metrics(states, "harm", "benign", ["missing"])
 
@@ -143,40 +149,45 @@ def test_projection_panel_smoke(tmp_path):
 
 
 def test_c2_claims_both_ways():
-    """OOD states that sit with ID benign support C2.position / C2.transfer; states that sit with ID
-    harmful refute them; C2.divergence compares the PAD of two models."""
+    """Attacked states that sit with ID benign support C2.position / C2.transfer against the plain
+    control; attacked states equal in distribution to the plain ones do not; C2.divergence compares
+    the paired MMD of two models on the same prompts."""
     rng = np.random.default_rng(3)
-    n, L = 40, 2
+    n, L = 30, 2
     mu = np.zeros(D)
     mu[0] = 3.0
 
-    def stack(center):
-        return center + rng.standard_normal((n, L, D))
+    def stack(center, k=n):
+        return center + rng.standard_normal((k, L, D))
 
     def model_states(ood_center):
-        return {"harm": stack(mu), "benign": stack(-mu), "attack": stack(ood_center)}
+        return {"harm": stack(mu), "benign": stack(-mu), "plain": stack(mu), "attack": stack(ood_center)}
 
     states = {"rt": model_states(-mu), "srg": model_states(mu)}
-    at = []
-    for m, st in states.items():
-        df = probing.layer_metrics(st, "harm", "benign", ["attack"], cv=3, n_boot=100)
-        at.append(df[df["layer"] == 1].assign(model=m))
-    import pandas as pd
-
-    at = pd.concat(at)
+    sources = {"harm": [f"h{i}" for i in range(n)], "benign": [f"b{i}" for i in range(n)]}
+    sources.update({k: [f"s{i}" for i in range(n)] for k in ("plain", "attack")})
     args = dict(
         ood_sets=["attack"],
         id_harm="harm",
         id_benign="benign",
+        plain="plain",
         layer=1,
         pooling="last",
         evidence="results/x",
         n_boot=200,
+        n_perm=99,
     )
-    rt, info = probing.c2_claims(at, states, "rt", **args)
-    got = {c.id: c.verdict for c in rt}
-    assert got == {"C2.position.attack": "supported", "C2.transfer": "supported", "C2.divergence": "supported"}
-    assert info["id_acc"] > 0.9 and info["ood_acc"] < 0.2
-    srg, _ = probing.c2_claims(at, {"srg": states["srg"]}, "srg", **args)
+    rt, table = probing.c2_claims(states, sources, "rt", **args)
+    got = {c.id: c for c in rt}
+    assert {k: c.verdict for k, c in got.items()} == {
+        "C2.position.attack": "supported",
+        "C2.transfer": "supported",
+        "C2.divergence": "supported",
+    }
+    assert got["C2.transfer"].p_value < 0.01 and got["C2.transfer"].n_clusters == n
+    assert table["recall_plain"].iloc[0] > 0.9 and table["recall_attacked"].iloc[0] < 0.2
+    assert table["mmd2_p"].iloc[0] < 0.05
+    srg, table = probing.c2_claims({"srg": states["srg"]}, sources, "srg", **args)
     got = {c.id: c.verdict for c in srg}
     assert got["C2.position.attack"] == "refuted" and got["C2.transfer"] != "supported"
+    assert table["mmd2_p"].iloc[0] > 0.05  # attacked ~ plain: the permutation null holds

@@ -1,8 +1,16 @@
 """Claims ledger: each DAG stage writes a fragment (a JSON list of claim dicts), and
 ``merge_claims`` combines the fragments into ``results/claims.json``::
 
-    {"config": <name>, "claims": [{"id", "statement", "statistic", "value", "ci": [lo, hi],
-                                   "verdict", "evidence"}, ...]}
+    {"config": <name>, "alpha": a, "primary": {family: id},
+     "claims": [{"id", "statement", "statistic", "value", "ci": [lo, hi], "verdict", "evidence",
+                 "primary", "test", "p_value", "p_adjusted", "n_clusters", "margin", "direction"}, ...]}
+
+A claim's family is the part of its id before the first dot (C1, C2, ...). Each family has one
+primary endpoint declared in config (``claims.primary``) before any result exists; the others
+are secondary and get Holm-adjusted p-values within their family. Verdicts: "supported" needs
+the CI strictly on the claimed side of the margin *and* p (primary) or Holm-adjusted p
+(secondary) below alpha; "refuted" needs the CI strictly on the other side; everything else,
+ties and CIs touching the margin included, is "inconclusive".
 
 Non-finite numbers are written as JSON ``null`` (strict JSON has no NaN) and read back as NaN.
 ``evidence`` is a relative POSIX path starting with ``results/``.
@@ -24,6 +32,8 @@ __all__ = [
     "VERDICTS",
     "Claim",
     "verdict_from_ci",
+    "family",
+    "apply_inference",
     "write_claims_fragment",
     "read_claims_fragment",
     "merge_claims",
@@ -31,6 +41,7 @@ __all__ = [
 
 VERDICTS = ("supported", "refuted", "inconclusive")
 _FIELDS = ("id", "statement", "statistic", "value", "ci", "verdict", "evidence")
+_INFERENCE = ("primary", "test", "p_value", "p_adjusted", "n_clusters", "margin", "direction")
 
 
 def _num(x: Any, name: str) -> float:
@@ -60,12 +71,25 @@ class Claim:
     ci: tuple[float, float]
     verdict: str
     evidence: str
+    primary: bool = False
+    test: str = "bootstrap"
+    p_value: float = float("nan")
+    p_adjusted: float = float("nan")
+    n_clusters: int = 0
+    margin: float = 0.0
+    direction: str = "greater"
 
     def __post_init__(self) -> None:
         for name in ("id", "statement", "statistic", "evidence"):
             v = getattr(self, name)
             if not isinstance(v, str) or not v.strip():
                 raise ValueError(f"claim {self.id!r}: {name} must be a non-empty string")
+        if self.direction not in ("greater", "less"):
+            raise ValueError(f"claim {self.id!r}: direction must be 'greater' or 'less', got {self.direction!r}")
+        for name in ("p_value", "p_adjusted", "margin"):
+            object.__setattr__(self, name, _num(getattr(self, name), f"claim {self.id!r}: {name}"))
+        object.__setattr__(self, "n_clusters", int(self.n_clusters))
+        object.__setattr__(self, "primary", bool(self.primary))
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim {self.id!r}: verdict {self.verdict!r} not in {VERDICTS}")
         value = _num(self.value, f"claim {self.id!r}: value")
@@ -98,15 +122,23 @@ class Claim:
             "ci": [_finite_or_none(self.ci[0]), _finite_or_none(self.ci[1])],
             "verdict": self.verdict,
             "evidence": self.evidence,
+            "primary": self.primary,
+            "test": self.test,
+            "p_value": _finite_or_none(self.p_value),
+            "p_adjusted": _finite_or_none(self.p_adjusted),
+            "n_clusters": self.n_clusters,
+            "margin": _finite_or_none(self.margin),
+            "direction": self.direction,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Claim:
-        """Inverse of ``to_dict``; missing or unknown keys raise ValueError."""
+        """Inverse of ``to_dict``; missing core keys or unknown keys raise ValueError (the
+        inference keys are optional)."""
         if not isinstance(d, dict):
             raise ValueError(f"claim must be an object, got {type(d).__name__}")
         missing = [k for k in _FIELDS if k not in d]
-        extra = sorted(set(d) - set(_FIELDS))
+        extra = sorted(set(d) - set(_FIELDS) - set(_INFERENCE))
         if missing or extra:
             raise ValueError(f"claim {d.get('id')!r}: missing keys {missing}, unknown keys {extra}")
         ci = d["ci"]
@@ -118,9 +150,9 @@ class Claim:
 def verdict_from_ci(lo: float, hi: float, threshold: float = 0.0, direction: str = "greater") -> str:
     """Verdict for "statistic > threshold" (direction="greater") or "< threshold" ("less").
 
-    "supported" if the whole CI lies strictly on the claimed side, "refuted" if it lies entirely
-    on the other side (touching the threshold counts as the other side), else "inconclusive".
-    A NaN bound gives "inconclusive".
+    "supported" if the whole CI lies strictly on the claimed side, "refuted" if it lies strictly
+    on the other side, else "inconclusive": a CI that includes or touches the threshold (a
+    zero-width CI at the threshold included) decides nothing. A NaN bound gives "inconclusive".
     """
     if direction not in ("greater", "less"):
         raise ValueError(f"direction must be 'greater' or 'less', got {direction!r}")
@@ -130,8 +162,44 @@ def verdict_from_ci(lo: float, hi: float, threshold: float = 0.0, direction: str
     if lo > hi:
         raise ValueError(f"ci is not ordered ({lo} > {hi})")
     if direction == "greater":
-        return "supported" if lo > t else "refuted" if hi <= t else "inconclusive"
-    return "supported" if hi < t else "refuted" if lo >= t else "inconclusive"
+        return "supported" if lo > t else "refuted" if hi < t else "inconclusive"
+    return "supported" if hi < t else "refuted" if lo > t else "inconclusive"
+
+
+def family(claim_id: str) -> str:
+    """The claim family: the id before its first dot ("C3.ood" -> "C3")."""
+    return claim_id.split(".", 1)[0]
+
+
+def apply_inference(claims: Sequence[Claim], primary: dict[str, str], alpha: float = 0.05) -> list[Claim]:
+    """Mark each family's declared primary endpoint, Holm-adjust the secondary p-values within a
+    family, and demote a "supported" verdict whose (adjusted) p is not below ``alpha``.
+
+    A family present among ``claims`` whose declared primary id is absent raises ValueError.
+    """
+    from dataclasses import replace
+
+    from srg.stats import holm
+
+    present = {c.id for c in claims}
+    for fam, cid in primary.items():
+        if any(family(i) == fam for i in present) and cid not in present:
+            raise ValueError(f"claims.primary.{fam} = {cid!r} is not among the claims written: {sorted(present)}")
+    out = {c.id: replace(c, primary=primary.get(family(c.id)) == c.id) for c in claims}
+    for fam in dict.fromkeys(family(c.id) for c in claims):
+        sec = [c for c in out.values() if family(c.id) == fam and not c.primary]
+        for c, pa in zip(sec, holm([c.p_value for c in sec])):
+            out[c.id] = replace(c, p_adjusted=pa)
+        if fam in primary and primary[fam] in out:
+            c = out[primary[fam]]
+            out[c.id] = replace(c, p_adjusted=c.p_value)
+    final = []
+    for c in claims:
+        c = out[c.id]
+        if c.verdict == "supported" and not (math.isfinite(c.p_adjusted) and c.p_adjusted < alpha):
+            c = replace(c, verdict="inconclusive")
+        final.append(c)
+    return final
 
 
 def write_claims_fragment(path: str | os.PathLike, claims: Iterable[Claim | dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,11 +235,15 @@ def _id_key(cid: str) -> list[tuple[int, int | str]]:
 
 
 def merge_claims(
-    fragment_paths: Sequence[str | os.PathLike], config_name: str, out_path: str | os.PathLike
+    fragment_paths: Sequence[str | os.PathLike],
+    config_name: str,
+    out_path: str | os.PathLike,
+    primary: dict[str, str] | None = None,
+    alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """Merge fragments into ``{"config", "claims"}`` sorted by id (natural order), write it
-    atomically to ``out_path`` and return it. A duplicate id raises ValueError naming it and
-    both fragments.
+    """Merge fragments into the ledger sorted by id (natural order), with the primary endpoints
+    and multiplicity control of ``apply_inference``; write it atomically to ``out_path`` and
+    return it. A duplicate id raises ValueError naming it and both fragments.
     """
     seen: dict[str, Path] = {}
     claims: list[Claim] = []
@@ -182,7 +254,13 @@ def merge_claims(
             seen[c.id] = Path(p)
             claims.append(c)
     claims.sort(key=lambda c: _id_key(c.id))
-    doc = {"config": config_name, "claims": [c.to_dict() for c in claims]}
+    claims = apply_inference(claims, primary or {}, alpha)
+    doc = {
+        "config": config_name,
+        "alpha": alpha,
+        "primary": dict(primary or {}),
+        "claims": [c.to_dict() for c in claims],
+    }
     write_json(out_path, doc)
     return doc
 

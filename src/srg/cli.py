@@ -46,9 +46,11 @@ def cmd_calibrate(a) -> None:
     from srg import judges
 
     opts = json.loads(a.judge)
-    report = judges.calibrate_keyword(a.resources, prefix_chars=opts.get("prefix_chars", 0))
+    report = judges.calibrate_keyword(
+        a.resources, prefix_chars=opts.get("prefix_chars", 0), max_chars=opts.get("calibration_max_chars", 0)
+    )
     write_json(a.out, report)
-    print({k: report[k] for k in ("n", "precision", "recall", "accuracy")})
+    print({k: report[k] for k in ("n", "cv_accuracy", "cv_precision", "cv_recall", "selected")})
 
 
 def cmd_generate(a) -> None:
@@ -75,28 +77,43 @@ def cmd_generate(a) -> None:
 
 
 def cmd_judge(a) -> None:
+    from srg.io import read_json
     from srg.judges import judge_responses, make_judge
     from srg.reasoning import ReasoningFormat
 
     p = json.loads(a.params)
-    prompts = {r["id"]: r["prompt"] for r in read_jsonl(a.prompts)}
+    records = {r["id"]: r for r in read_jsonl(a.prompts)}
     gens = read_jsonl(a.generations)
-    missing = sorted({g["prompt_id"] for g in gens} - set(prompts))
+    missing = sorted({g["prompt_id"] for g in gens} - set(records))
     if missing:
         raise ValueError(f"{a.generations}: prompt ids not in {a.prompts}: {missing[:5]}")
-    judge = make_judge(p["name"], resources=a.resources, **p.get("options", {}))
+    options = dict(p.get("options", {}))
+    if a.calibration and p["name"] == "keyword":  # the taxonomy's cross-validated settings
+        options = {**read_json(a.calibration)["selected"], **options}
+    judge = make_judge(p["name"], resources=a.resources, **options)
     fmt = ReasoningFormat(**p["reasoning"]) if p.get("reasoning") else None
-    verdicts = judge_responses(judge, [prompts[g["prompt_id"]] for g in gens], [g["response"] for g in gens], fmt)
+    recs = [records[g["prompt_id"]] for g in gens]
+    verdicts = judge_responses(
+        judge,
+        [r["prompt"] for r in recs],
+        [g["response"] for g in gens],
+        fmt,
+        requests=[r.get("meta", {}).get("original_prompt", r["prompt"]) for r in recs],
+    )
     rows = [
         {
             "prompt_id": g["prompt_id"],
+            "source_id": r.get("meta", {}).get("source_id", g["prompt_id"]),
             "sample": g["sample"],
             "judge": judge.name,
+            "outcome": v.outcome,
             "refusal": v.refusal,
             "unsafe": v.unsafe,
-            "outcome": v.outcome,
+            "nonrefusal": v.nonrefusal,
+            "malformed": v.malformed,
+            "reason": v.reason,
         }
-        for g, v in zip(gens, verdicts)
+        for g, r, v in zip(gens, recs, verdicts)
     ]
     write_jsonl(a.out, rows)
     n = len(rows)
@@ -197,7 +214,8 @@ def cmd_check_config(a) -> int:
 def cmd_claims(a) -> None:
     from srg.claims import merge_claims
 
-    merged = merge_claims(a.fragments, a.name, a.out)
+    p = json.loads(a.params) if a.params else {}
+    merged = merge_claims(a.fragments, a.name, a.out, primary=p.get("primary"), alpha=p.get("alpha", 0.05))
     print(f"{a.out}: {len(merged['claims'])} claims")
 
 
@@ -238,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("judge", help="judge generations")
     for k in ("prompts", "generations", "out", "params", "resources"):
         s.add_argument(f"--{k}", required=True)
+    s.add_argument("--calibration", help="keyword_calibration.json: the taxonomy's cross-validated settings")
     s.set_defaults(fn=cmd_judge)
     s = sub.add_parser("attack", help="build one attacked eval set")
     for k in ("out", "params", "resources"):
@@ -252,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("claims", help="merge claim fragments into claims.json")
     s.add_argument("--name", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--params", help='JSON: {"primary": {family: claim id}, "alpha": a}')
     s.add_argument("fragments", nargs="+")
     s.set_defaults(fn=cmd_claims)
 

@@ -70,8 +70,12 @@ def bon_curves(
     hue: str = "evalset",
     greedy: bool = True,
     title: str | None = None,
+    extrapolated: pd.DataFrame | None = None,
 ) -> Axes:
     """ASR@N vs N (log2 x axis) with CI bands, one line per ``hue`` value.
+
+    ``extrapolated`` (columns N, asr, ``hue``): predicted ASR@N beyond the samples, drawn dashed
+    in each group's colour.
 
     ``df`` needs columns N, asr, ci_low, ci_high and ``hue``. If it has a ``greedy_asr`` column
     (as from ``srg.bon.tidy_bon_table``) and ``greedy`` is True, each group's greedy ASR is drawn
@@ -92,9 +96,15 @@ def bon_curves(
         ax.fill_between(N, sub["ci_low"], sub["ci_high"], color=color, alpha=0.2, linewidth=0)
         if greedy and "greedy_asr" in sub and np.isfinite(sub["greedy_asr"].iloc[0]):
             ax.axhline(float(sub["greedy_asr"].iloc[0]), color=color, ls=":", lw=1.2)
+        if extrapolated is not None:
+            ext = extrapolated[extrapolated[hue] == g].sort_values("N")
+            ax.plot(ext["N"].to_numpy(dtype=float), ext["asr"], color=color, ls="--", lw=1.1)
     if greedy and "greedy_asr" in df and df["greedy_asr"].notna().any():
         ax.plot([], [], color="0.3", ls=":", label="greedy")
-    Ns = np.unique(df["N"].to_numpy(dtype=float))
+    if extrapolated is not None and len(extrapolated):
+        ax.plot([], [], color="0.3", ls="--", label="extrapolated")
+    all_N = [df["N"]] + ([extrapolated["N"]] if extrapolated is not None and len(extrapolated) else [])
+    Ns = np.unique(np.concatenate([np.asarray(x, dtype=float) for x in all_N]))
     ax.set_xscale("log", base=2)
     ticks = Ns if len(Ns) <= 12 else 2.0 ** np.arange(0, np.floor(np.log2(Ns.max())) + 1)
     ax.xaxis.set_major_locator(FixedLocator(ticks))

@@ -30,10 +30,15 @@ __all__ = [
     "closer_to_benign_mask",
     "closer_to_benign_fraction",
     "layer_metrics",
+    "paired_mmd2",
+    "paired_mmd_p",
+    "reduced_space",
+    "standardised_centroids",
+    "c2_claims",
     "METRICS",
 ]
 
-METRICS = ("probe_id_acc", "probe_transfer_acc", "pad", "mean_position", "closer_to_benign")
+METRICS = ("probe_cv_acc", "probe_transfer_acc", "mmd", "mmd_null", "mean_position", "closer_to_benign")
 
 
 def _as_2d(X: np.ndarray, name: str, min_rows: int = 1) -> np.ndarray:
@@ -253,37 +258,88 @@ def split_indices(n: int, test_frac: float, rng: np.random.Generator) -> tuple[n
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
+def standardised_centroids(probe: Pipeline, X_harm: np.ndarray, X_benign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ID harmful and benign centroids in the probe's standardised space."""
+    sc = probe[0]
+    return sc.transform(X_harm).mean(axis=0), sc.transform(X_benign).mean(axis=0)
+
+
+def reduced_space(X_fit: np.ndarray, k: int = 10):
+    """A function mapping states to the top-``k`` PCs of the standardised fit states, and the RBF
+    bandwidth (median squared distance among the fit states) for MMD there."""
+    sc = StandardScaler().fit(X_fit)
+    Z = sc.transform(X_fit)
+    mean = Z.mean(axis=0)
+    comps, _ = _top_pc(Z - mean, min(k, Z.shape[0] - 1, Z.shape[1]))
+
+    def transform(X):
+        return (sc.transform(X) - mean) @ comps.T
+
+    R = transform(X_fit)
+    d2 = ((R[:, None, :] - R[None, :, :]) ** 2).sum(-1)
+    bw = float(np.median(d2[np.triu_indices(len(R), 1)])) or 1.0
+    return transform, bw
+
+
+def _rbf(A: np.ndarray, B: np.ndarray, bw: float) -> np.ndarray:
+    return np.exp(-((A[:, None, :] - B[None, :, :]) ** 2).sum(-1) / bw)
+
+
+def paired_mmd2(Za: np.ndarray, Zp: np.ndarray, bw: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Squared MMD (V-statistic, RBF kernel) between rows of ``Za`` and ``Zp`` (row i of each from
+    the same source prompt); ``weights`` (B x m, e.g. cluster-bootstrap counts) give one value each."""
+    m = len(Za)
+    W = np.ones((1, m)) if weights is None else np.asarray(weights, dtype=float)
+    W = W / W.sum(axis=1, keepdims=True)
+    Kaa, Kpp, Kap = _rbf(Za, Za, bw), _rbf(Zp, Zp, bw), _rbf(Za, Zp, bw)
+    q = lambda K: np.einsum("bi,ij,bj->b", W, K, W)  # noqa: E731
+    return q(Kaa) + q(Kpp) - 2 * q(Kap)
+
+
+def paired_mmd_p(Za: np.ndarray, Zp: np.ndarray, bw: float, n_perm: int = 500, seed: int = 0) -> float:
+    """Permutation p-value of ``paired_mmd2``: swap each pair's two members at random (the null:
+    attacked and plain states of a prompt are exchangeable)."""
+    obs = paired_mmd2(Za, Zp, bw)[0]
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(n_perm):
+        swap = rng.random(len(Za)) < 0.5
+        A = np.where(swap[:, None], Zp, Za)
+        P = np.where(swap[:, None], Za, Zp)
+        hits += paired_mmd2(A, P, bw)[0] >= obs - 1e-12
+    return float((hits + 1) / (n_perm + 1))
+
+
 def layer_metrics(
     states: Mapping[str, np.ndarray],
     id_harm_key: str,
     id_benign_key: str,
     ood_keys: Sequence[str],
-    test_frac: float = 0.3,
+    plain_key: str | None = None,
+    sources: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
     C: float = 1.0,
     cv: int = 5,
     n_boot: int = 0,
     ci: float = 0.95,
     layers: Sequence[int] | None = None,
+    pca_k: int = 10,
+    **_ignored,
 ) -> pd.DataFrame:
     """Tidy per-layer metrics: columns layer, evalset, metric, value, ci_low, ci_high.
 
-    ``states[key]`` is ``n_prompts x L x d``. ID harmful and ID benign are each split once
-    (seeded, same split for every layer) into train/test; the probe and the centroids use the
-    train parts only. Rows per layer:
+    ``states[key]`` is ``n_prompts x L x d``. The probe (standardised logistic regression), the
+    centroids (in the probe's standardised space) and the PCA space of the MMD are fit on the ID
+    training prompts (``id_harm_key`` vs ``id_benign_key``) only. Rows per layer:
 
-    * evalset = ``id_harm_key``: ``probe_id_acc`` (held-out ID harmful+benign accuracy),
-      ``pad`` (ID harmful vs ID benign, a separability reference), ``mean_position`` and
-      ``closer_to_benign`` of the held-out ID harmful prompts.
-    * evalset = each OOD key: ``probe_transfer_acc`` (fraction classified harmful), ``pad``
-      (OOD vs all ID harmful), ``mean_position``, ``closer_to_benign``.
-
-    With ``n_boot > 0`` the per-prompt metrics get a prompt-bootstrap CI; ``pad`` and all
-    metrics when ``n_boot == 0`` have NaN CI columns.
+    * ``id_harm_key``: ``probe_cv_acc`` (cross-validated two-class accuracy on the training prompts)
+      and ``mmd_null`` (MMD^2 between two random halves of the ID harmful prompts: ID vs ID);
+    * ``plain_key`` (held-out plain harmful prompts, the control) and each OOD key:
+      ``probe_transfer_acc`` (share classified harmful: recall), ``mean_position`` (0 = benign,
+      1 = harmful centroid) and ``closer_to_benign``; OOD keys also ``mmd`` (MMD^2 against the plain
+      states of the same source prompts, ``sources[key]`` aligning rows; requires ``plain_key``).
     """
-    if not 0.0 < test_frac < 1.0:
-        raise ValueError(f"test_frac must be in (0, 1), got {test_frac}")
-    keys = [id_harm_key, id_benign_key, *ood_keys]
+    keys = [id_harm_key, id_benign_key, *([plain_key] if plain_key else []), *ood_keys]
     missing = [k for k in keys if k not in states]
     if missing:
         raise KeyError(f"states lacks {missing}")
@@ -293,10 +349,6 @@ def layer_metrics(
         raise ValueError(f"states must be n x L x d with equal L and d, got {shapes}")
     n_layers = arrs[id_harm_key].shape[1]
     layer_ids = range(n_layers) if layers is None else list(layers)
-    rng = np.random.default_rng(seed)
-    h_tr, h_te = split_indices(len(arrs[id_harm_key]), test_frac, rng)
-    b_tr, b_te = split_indices(len(arrs[id_benign_key]), test_frac, rng)
-
     rows: list[dict] = []
 
     def add(layer: int, evalset: str, metric: str, value: float, per_item=None) -> None:
@@ -305,28 +357,42 @@ def layer_metrics(
             lo, hi = bootstrap_mean_ci(np.asarray(per_item, dtype=float), n_boot, ci, seed)
         rows.append(dict(layer=int(layer), evalset=evalset, metric=metric, value=float(value), ci_low=lo, ci_high=hi))
 
+    rng = np.random.default_rng(seed)
+    half = rng.permutation(len(arrs[id_harm_key]))
     for layer in layer_ids:
-        H = arrs[id_harm_key][:, layer, :]
-        B = arrs[id_benign_key][:, layer, :]
-        ood = {k: arrs[k][:, layer, :] for k in ood_keys}
-        res = probe_transfer(H[h_tr], B[b_tr], H[h_te], B[b_te], ood, C=C, seed=seed)
-        mu_h, mu_b = H[h_tr].mean(axis=0), B[b_tr].mean(axis=0)
-
-        add(layer, id_harm_key, "probe_id_acc", res["id_acc"], res["id_correct"])
-        add(layer, id_harm_key, "pad", proxy_a_distance(H, B, cv=cv, seed=seed))
-        pos = centroid_position(H[h_te], mu_h, mu_b)
-        add(layer, id_harm_key, "mean_position", pos.mean(), pos)
-        near = closer_to_benign_mask(H[h_te], mu_h, mu_b)
-        add(layer, id_harm_key, "closer_to_benign", near.mean(), near)
-        for k, X in ood.items():
-            tc = res["transfer_correct"][k]
-            add(layer, k, "probe_transfer_acc", tc.mean(), tc)
-            add(layer, k, "pad", proxy_a_distance(X, H, cv=cv, seed=seed))
-            pos = centroid_position(X, mu_h, mu_b)
+        H, B = arrs[id_harm_key][:, layer, :], arrs[id_benign_key][:, layer, :]
+        X, y = np.vstack([H, B]), np.r_[np.ones(len(H)), np.zeros(len(B))]
+        folds = StratifiedKFold(n_splits=min(cv, len(H), len(B)), shuffle=True, random_state=seed)
+        add(
+            layer,
+            id_harm_key,
+            "probe_cv_acc",
+            float(np.mean(cross_val_predict(make_probe(C, seed), X, y, cv=folds) == y)),
+        )
+        probe = make_probe(C, seed).fit(X, y)
+        mu_h, mu_b = standardised_centroids(probe, H, B)
+        transform, bw = reduced_space(X, pca_k)
+        a, b = half[: len(half) // 2], half[len(half) // 2 : 2 * (len(half) // 2)]
+        add(layer, id_harm_key, "mmd_null", paired_mmd2(transform(H[a]), transform(H[b]), bw)[0])
+        plain_z = None
+        if plain_key:
+            P = arrs[plain_key][:, layer, :]
+            plain_z = dict(zip(map(str, (sources or {}).get(plain_key, range(len(P)))), transform(P)))
+        for k in [*([plain_key] if plain_key else []), *ood_keys]:
+            Xk = arrs[k][:, layer, :]
+            hit = probe.predict(Xk) == 1
+            add(layer, k, "probe_transfer_acc", hit.mean(), hit)
+            pos = centroid_position(probe[0].transform(Xk), mu_h, mu_b)
             add(layer, k, "mean_position", pos.mean(), pos)
-            near = closer_to_benign_mask(X, mu_h, mu_b)
+            near = closer_to_benign_mask(probe[0].transform(Xk), mu_h, mu_b)
             add(layer, k, "closer_to_benign", near.mean(), near)
-
+            if plain_z is not None and k != plain_key:
+                src = list(map(str, (sources or {}).get(k, range(len(Xk)))))
+                keep = [i for i, s_ in enumerate(src) if s_ in plain_z]
+                if keep:
+                    Za = transform(Xk[keep])
+                    Zp = np.stack([plain_z[src[i]] for i in keep])
+                    add(layer, k, "mmd", paired_mmd2(Za, Zp, bw)[0])
     return pd.DataFrame(rows, columns=["layer", "evalset", "metric", "value", "ci_low", "ci_high"])
 
 
@@ -334,88 +400,160 @@ def layer_metrics(
 
 
 def c2_claims(
-    at_layer: pd.DataFrame,
     states: Mapping[str, Mapping[str, np.ndarray]],
+    sources: Mapping[str, Sequence[str]],
     claim_model: str,
     ood_sets: Sequence[str],
     id_harm: str,
     id_benign: str,
+    plain: str,
     layer: int,
     pooling: str,
     *,
     evidence: str,
-    test_frac: float = 0.3,
     probe_C: float = 1.0,
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
-) -> tuple[list, dict]:
-    """Claims C2 for ``claim_model`` at ``layer``: ``C2.position.<attack>`` (mean centroid position
-    below 0.5, i.e. closer to ID benign), ``C2.transfer`` (pooled OOD probe accuracy minus
-    held-out ID accuracy below 0; the split of ``layer_metrics``) and, when ``srg``'s states are
-    given, ``C2.divergence`` (mean over attacks of PAD(claim_model) - PAD(srg) above 0).
+    pca_k: int = 10,
+    n_perm: int = 500,
+    ref_model: str = "srg",
+) -> tuple[list, pd.DataFrame]:
+    """Claims C2 for ``claim_model`` at ``layer``; probes, centroids and the MMD space fit on the
+    ID training prompts (``id_harm`` vs ``id_benign``) only.
 
-    ``at_layer``: the ``layer_metrics`` rows of that layer for every model; ``states[model][set]``:
-    pooled states ``n x layers x d``. Returns the claims and the accuracies behind C2.transfer.
+    * ``C2.transfer`` (primary): recall of the harmful probe on attacked prompts minus its recall
+      on the plain held-out prompts they were built from (``plain``), paired by source prompt and
+      pooled over attacks; cluster bootstrap CI, exact cluster sign-flip p; claimed < 0.
+    * ``C2.position.<attack>``: mean position on the benign(0)->harmful(1) centroid axis in the
+      probe's standardised space, claimed < 0.5 (closer to benign); bootstrap p.
+    * ``C2.divergence`` (when ``ref_model``'s states are given): mean over attacks of the paired
+      MMD^2 (attacked vs plain states of the same prompts) of ``claim_model`` minus ``ref_model``'s,
+      claimed > 0; cluster bootstrap over source prompts.
+
+    ``states[model][set]``: ``n x layers x d``; ``sources[set]``: source prompt of each row.
+    Returns the claims and a per-attack table (recall, position, MMD^2 and its permutation p).
     """
-    from srg.bon import bootstrap_means
     from srg.claims import Claim, verdict_from_ci
+    from srg.stats import bootstrap_p, cluster_bootstrap_means, cluster_weights, percentile_ci, sign_flip_p
 
-    claims, info = [], {}
-    cm = at_layer[at_layer["model"] == claim_model]
+    def fitted(model):
+        Xm = states[model]
+        H, B = Xm[id_harm][:, layer], Xm[id_benign][:, layer]
+        X = np.vstack([H, B])
+        probe = make_probe(probe_C, seed).fit(X, np.r_[np.ones(len(H)), np.zeros(len(B))])
+        transform, bw = reduced_space(X, pca_k)
+        return probe, standardised_centroids(probe, H, B), transform, bw
+
+    def aligned(model, s):
+        """(attacked rows, plain rows) of set s aligned by source prompt, and the source ids."""
+        pl = {str(k): i for i, k in enumerate(sources[plain])}
+        src = [str(x) for x in sources[s]]
+        keep = [i for i, k in enumerate(src) if k in pl]
+        return (
+            states[model][s][keep, layer],
+            states[model][plain][[pl[src[i]] for i in keep], layer],
+            [src[i] for i in keep],
+        )
+
+    claims, rows = [], []
+    probe, (mu_h, mu_b), transform, bw = fitted(claim_model)
+    diffs, clus = [], []
     for s in ood_sets:
-        r = cm[(cm["evalset"] == s) & (cm["metric"] == "mean_position")].iloc[0]
+        A, P, src = aligned(claim_model, s)
+        d = (probe.predict(A) == 1).astype(float) - (probe.predict(P) == 1).astype(float)
+        diffs.append(d)
+        clus += src
+        pos = centroid_position(probe[0].transform(states[claim_model][s][:, layer]), mu_h, mu_b)
+        reps = cluster_bootstrap_means(pos, [str(x) for x in sources[s]], n_boot, seed)
+        lo, hi = percentile_ci(reps, ci)
+        mmd = paired_mmd2(transform(A), transform(P), bw)[0]
+        rows.append(
+            {
+                "attack": s,
+                "n": len(d),
+                "recall_attacked": float((probe.predict(A) == 1).mean()),
+                "recall_plain": float((probe.predict(P) == 1).mean()),
+                "mean_position": float(pos.mean()),
+                "mmd2": float(mmd),
+                "mmd2_p": paired_mmd_p(transform(A), transform(P), bw, n_perm, seed),
+            }
+        )
         claims.append(
             Claim(
-                id=f"C2.position.{s}",
-                statement=f"{claim_model}: {s} prompts sit closer to ID benign than ID harmful (layer {layer}, {pooling} token)",
-                statistic="mean relative position t on the benign(0)->harmful(1) centroid axis, prompt-bootstrap CI",
-                value=float(r["value"]),
-                ci=(float(r["ci_low"]), float(r["ci_high"])),
-                verdict=verdict_from_ci(r["ci_low"], r["ci_high"], 0.5, "less"),
-                evidence=evidence,
+                f"C2.position.{s}",
+                f"{claim_model}: {s} prompts sit closer to ID benign than ID harmful (layer {layer}, {pooling} token)",
+                "mean position on the benign(0)->harmful(1) centroid axis, probe-standardised space",
+                float(pos.mean()),
+                (lo, hi),
+                verdict_from_ci(lo, hi, 0.5, "less"),
+                evidence,
+                test="cluster_bootstrap",
+                p_value=bootstrap_p(reps, 0.5, "less"),
+                n_clusters=len(set(map(str, sources[s]))),
+                margin=0.5,
+                direction="less",
             )
         )
     if ood_sets:
-        Xm = states[claim_model]
-        split_rng = np.random.default_rng(seed)  # the same split as layer_metrics
-        h_tr, h_te = split_indices(len(Xm[id_harm]), test_frac, split_rng)
-        b_tr, b_te = split_indices(len(Xm[id_benign]), test_frac, split_rng)
-        H, B = Xm[id_harm][:, layer], Xm[id_benign][:, layer]
-        res = probe_transfer(
-            H[h_tr], B[b_tr], H[h_te], B[b_te], {s: Xm[s][:, layer] for s in ood_sets}, C=probe_C, seed=seed
-        )
-        pooled = np.concatenate([res["transfer_correct"][s] for s in ood_sets]).astype(float)
-        idc = res["id_correct"].astype(float)
-        reps = bootstrap_means(pooled, n_boot, seed) - bootstrap_means(idc, n_boot, seed + 1)
-        lo, hi = np.nanpercentile(reps, [50 * (1 - ci), 100 - 50 * (1 - ci)])
-        info = {"id_acc": float(idc.mean()), "n_id": len(idc), "ood_acc": float(pooled.mean()), "n_ood": len(pooled)}
+        d, cl = np.concatenate(diffs), np.asarray(clus)
+        reps = cluster_bootstrap_means(d, cl, n_boot, seed)
+        lo, hi = percentile_ci(reps, ci)
+        k = len(set(clus))
         claims.append(
             Claim(
-                id="C2.transfer",
-                statement=f"{claim_model}: the ID-trained harmful/benign probe transfers worse to OOD attacks than to "
-                f"held-out ID prompts (layer {layer}, {pooling} token)",
-                statistic="pooled OOD accuracy - held-out ID accuracy, bootstrap CI",
-                value=float(pooled.mean() - idc.mean()),
-                ci=(float(lo), float(hi)),
-                verdict=verdict_from_ci(lo, hi, 0.0, "less"),
-                evidence=evidence,
+                "C2.transfer",
+                f"{claim_model}: the ID-trained harmful probe recognises attacked prompts less often than the plain "
+                f"prompts they were built from (layer {layer}, {pooling} token)",
+                f"recall(attacked) - recall(plain), same source prompts, pooled over {len(ood_sets)} attacks; "
+                f"{len(d)} pairs in {k} source clusters",
+                float(d.mean()),
+                (lo, hi),
+                verdict_from_ci(lo, hi, 0.0, "less"),
+                evidence,
+                test="sign_flip_exact (clusters = source prompts)",
+                p_value=sign_flip_p(d, cl, "less"),
+                n_clusters=k,
+                margin=0.0,
+                direction="less",
             )
         )
-    if "srg" in states and ood_sets:
-        pad = at_layer[at_layer["metric"] == "pad"].pivot_table(index="evalset", columns="model", values="value")
-        d = (pad.loc[list(ood_sets), claim_model] - pad.loc[list(ood_sets), "srg"]).to_numpy()
-        lo, hi = bootstrap_mean_ci(d, n_boot, ci, seed)
+    if ref_model in states and ref_model != claim_model and ood_sets:
+        fits = {m: fitted(m) for m in (claim_model, ref_model)}
+        common = sorted(
+            set.intersection(*[set(map(str, sources[s])) for s in ood_sets]) & set(map(str, sources[plain]))
+        )
+        W = cluster_weights(common, n_boot, seed)
+        per_model = {}
+        for m, (_, _, tf, bw_m) in fits.items():
+            vals, reps_m = [], []
+            for s in ood_sets:
+                A, P, src = aligned(m, s)
+                idx = [src.index(c) for c in common]
+                Za, Zp = tf(A[idx]), tf(P[idx])
+                vals.append(paired_mmd2(Za, Zp, bw_m)[0])
+                reps_m.append(paired_mmd2(Za, Zp, bw_m, W))
+            per_model[m] = (np.mean(vals), np.mean(reps_m, axis=0))
+        value = per_model[claim_model][0] - per_model[ref_model][0]
+        reps = per_model[claim_model][1] - per_model[ref_model][1]
+        lo, hi = percentile_ci(reps, ci)
         claims.append(
             Claim(
-                id="C2.divergence",
-                statement=f"divergence between ID harmful and OOD attacks is larger for {claim_model} than for srg "
-                f"(layer {layer}, {pooling} token)",
-                statistic="mean over attacks of PAD(rt) - PAD(srg), bootstrap over attacks",
-                value=float(d.mean()),
-                ci=(lo, hi),
-                verdict=verdict_from_ci(lo, hi, 0.0, "greater"),
-                evidence=evidence,
+                "C2.divergence",
+                f"attacked prompts diverge more from their plain versions in {claim_model}'s representations than "
+                f"in {ref_model}'s (layer {layer}, {pooling} token)",
+                f"mean over {len(ood_sets)} attacks of paired MMD^2 (attacked vs plain, same {len(common)} prompts), "
+                f"{claim_model} minus {ref_model}; {claim_model} {per_model[claim_model][0]:.3f}, "
+                f"{ref_model} {per_model[ref_model][0]:.3f}",
+                float(value),
+                (lo, hi),
+                verdict_from_ci(lo, hi, 0.0, "greater"),
+                evidence,
+                test="cluster_bootstrap",
+                p_value=bootstrap_p(reps, 0.0, "greater"),
+                n_clusters=len(common),
+                margin=0.0,
+                direction="greater",
             )
         )
-    return claims, info
+    return claims, pd.DataFrame(rows)

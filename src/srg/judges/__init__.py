@@ -4,7 +4,6 @@ and agreement statistics between two judges (``srg.judges.agreement``)."""
 
 from srg.judges.base import (
     JUDGES,
-    MALFORMED,
     Judge,
     Verdict,
     judge_responses,
@@ -16,7 +15,6 @@ from srg.judges.keyword import KeywordJudge, calibrate_keyword  # noqa: F401  (r
 
 __all__ = [
     "JUDGES",
-    "MALFORMED",
     "Judge",
     "KeywordJudge",
     "Verdict",
