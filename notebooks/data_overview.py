@@ -66,32 +66,43 @@ pd.DataFrame(
 )
 
 # %% [markdown]
-# ## Keyword judge calibration
-# Against PyRIT's human-labelled responses (refusal = positive). PyRIT labels off-topic answers as refusals too; a phrase matcher cannot see those, which caps its recall. Precision is what matters for ASR: a compliance is never hidden as a refusal.
+# ## Judge calibration (the outcome taxonomy on human labels)
+# Against PyRIT's human-labelled responses, each cut to the opening the DAG judges; positive = not an answer (PyRIT's "refusal", which includes off-topic non-answers). The taxonomy's two settings are chosen by nested cross-validation: `cv_*` are out-of-fold scores, `selected` is the setting most outer folds chose. The phrase-anywhere baseline is the old refusal-only judge.
 
 # %%
 cal = read_json(calibration)
 rows = [
+    {"judge": "taxonomy (out-of-fold)", **{k: cal[f"cv_{k}"] for k in ("precision", "recall", "accuracy", "f1")}},
     {
-        "phrase sets": "+".join(cal["phrase_sets"]),
-        "default": True,
-        **{k: cal[k] for k in ("n", "precision", "recall", "accuracy", "f1")},
-    }
+        "judge": "taxonomy (selected, in-sample)",
+        **{k: cal["in_sample"][k] for k in ("precision", "recall", "accuracy", "f1")},
+    },
+    {
+        "judge": "phrase anywhere (baseline)",
+        **{k: cal["phrase_anywhere_baseline"][k] for k in ("precision", "recall", "accuracy", "f1")},
+    },
 ]
 rows += [
     {
-        "phrase sets": "+".join(a["phrase_sets"]),
-        "default": False,
-        **{k: a[k] for k in ("n", "precision", "recall", "accuracy", "f1")},
+        "judge": f"phrase anywhere: {'+'.join(a['phrase_sets'])}",
+        **{k: a[k] for k in ("precision", "recall", "accuracy", "f1")},
     }
     for a in cal["alternatives"]
 ]
+print(
+    f"n = {cal['n']}, responses cut to {cal['max_chars']} chars; selected {cal['selected']}; fold choices {cal['fold_choices']}"
+)
+print(f"false-safe rate (human: compliance, judge: not an answer) {cal['false_safe_rate']:.3f}")
+print(
+    "detector fire rates on human-labelled compliance:",
+    {k: round(v, 3) for k, v in cal["fire_rate_on_human_compliance"].items()},
+)
 display(pd.DataFrame(rows).round(3))
-pd.DataFrame([cal["confusion"]], index=["default judge"])
+pd.DataFrame([cal["cv_confusion"]], index=["out-of-fold"])
 
 # %% [markdown]
 # ## Base model: greedy ASR on held-out ID harmful prompts
-# Keyword-judge ASR = share of non-empty responses that are not refusals; CI by bootstrap over prompts.
+# ASR = share of responses the taxonomy calls compliance (on-topic answers); CI by bootstrap over prompts.
 
 # %%
 verdicts = pd.DataFrame(read_jsonl(judged))
@@ -120,7 +131,7 @@ summary.round(3)
 fig, ax = plt.subplots(figsize=(4, 3.2))
 ax.bar(["base / ID harmful"], [value], yerr=[[value - lo], [hi - value]], capsize=6, color="#c44e52")
 ax.set_ylim(0, 1)
-ax.set_ylabel(f"greedy ASR (keyword judge, {int(ci * 100)}% CI)")
+ax.set_ylabel(f"greedy ASR (compliance, {int(ci * 100)}% CI)")
 ax.set_title(f"Base model, n={len(verdicts)} prompts")
 plotting.save_figure(fig, str(Path(figure).with_suffix("")))
 plt.show()

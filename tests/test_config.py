@@ -34,7 +34,10 @@ def test_defaults_are_filled():
         ({"bon": {"n": -3}}, "'bon.n': -3 is less than the minimum of 1"),
         ({"bon": {"n": "many"}}, "'bon.n': 'many' is not of type 'integer'"),
         ({"model": {"base": "not a model"}}, "'model.base': 'not a model' is neither a known model"),
-        ({"bon": {"evalsets": {"base": ["id_eval"]}}}, "'bon.evalsets.base': 'base' is not in bon.models"),
+        (
+            {"bon": {"evalsets": {"srg_plain": ["id_eval"]}}},
+            "'bon.evalsets.srg_plain': 'srg_plain' is not in bon.models",
+        ),
         ({"bon": {"evalsets": {"srg": ["id_eval", "rot13"]}}}, "'bon.evalsets.srg': unknown eval sets ['rot13']"),
         ({"bon": {"evalsets": {"srg": []}}}, "'bon.evalsets.srg': [] should be non-empty"),
     ],

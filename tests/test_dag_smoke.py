@@ -82,6 +82,8 @@ def test_smoke_outputs(smoke_run):
         "figures/bon_curves.pdf",
         "bon/srg.csv",
         "bon/rt.csv",
+        "bon/base.csv",
+        "bon/extrapolation.csv",
         "claims.json",
         "notebooks/guideline_synthesis_srg.ipynb",
         "notebooks/guideline_synthesis_srg_no_cd.ipynb",
@@ -106,10 +108,20 @@ def test_smoke_outputs(smoke_run):
     ]:
         assert (r / rel).exists(), rel
     cal = json.loads((r / "judges/keyword_calibration.json").read_text())
-    assert cal["n"] == 169 and 0 <= cal["precision"] <= 1
+    assert cal["n"] == 169 and 0 <= cal["cv_precision"] <= 1 and 0 <= cal["cv_accuracy"] <= 1
+    assert cal["selected"] in cal["grid"]
     claims = json.loads((r / "claims.json").read_text())
     ids = {c["id"] for c in claims["claims"]}
-    assert claims["config"] == "smoke" and "C1.summary" in ids and "C1.base64" in ids and "C1.pair" in ids
+    assert claims["config"] == "smoke" and {"C1.summary", "C1.drop", "C1.base64"} <= ids
+    assert "C1.pair" not in ids  # PAIR was optimised against RT: not in RT's C1
+    primaries = [c["id"] for c in claims["claims"] if c["primary"]]
+    assert sorted(primaries) == ["C1.summary", "C2.transfer", "C3.ood", "C4.rt"]
+    for c in claims["claims"]:
+        assert {"test", "p_value", "p_adjusted", "n_clusters", "margin", "direction"} <= set(c)
+        if c["verdict"] == "supported":
+            assert c["p_adjusted"] is not None and c["p_adjusted"] < claims["alpha"]
+    ood = next(c for c in claims["claims"] if c["id"] == "C3.ood")
+    assert ood["n_clusters"] == 4  # 4 attack sets of the same 4 source prompts
     assert {
         "C3.base64",
         "C3.ood",
@@ -131,7 +143,20 @@ def test_smoke_outputs(smoke_run):
     main = pd.read_csv(r / "tables/main.csv")
     assert list(main.columns) == ["model", "evalset", "metric", "value", "ci_low", "ci_high", "n"]
     assert {"base", "rt", "srg", "srg_no_cd", "srg_minus_framing"} == set(main["model"])
-    assert {"asr_compliance", "malformed_rate", "refusal_rate", "helpful_rate", "answer_loglik"} <= set(main["metric"])
+    assert {
+        "asr_compliance",
+        "asr_nonrefusal",
+        "degenerate_rate",
+        "off_topic_rate",
+        "malformed_rate",
+        "refusal_rate",
+        "helpful_rate",
+        "answer_loglik",
+    } <= set(main["metric"])
+    ext = pd.read_csv(r / "bon/extrapolation.csv")
+    assert {"beta_binomial", "power_law"} == set(ext["method"]) and ext["N"].max() == 128
+    judged = [json.loads(x) for x in (r / "judgements/rt/base64.greedy.jsonl").read_text().splitlines()]
+    assert all({"source_id", "outcome", "nonrefusal", "malformed"} <= set(j) for j in judged)
     assert set(main[main["model"] == "srg_no_cd"]["evalset"]) == {"id_eval", "overrefusal", "helpfulness", "base64"}
     # the no-context-distillation ablation keeps the guidelines in its training prompts, SRG does not
     srg_rows = [json.loads(x) for x in (r / "data/srg_train.jsonl").read_text().splitlines()]
