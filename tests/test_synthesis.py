@@ -250,22 +250,7 @@ def test_set_metrics_and_paired_claims():
     srg = pd.Series([0.0] * n, index=rt.index)
     unsafe = {"rt": {"a": rt, "id": srg}, "srg": {"a": srg, "id": srg}, "srg_x": {"a": rt}}
     refusal = {"rt": {"o": srg, "h": srg}, "srg": {"o": srg, "h": srg}}
-    claims = {
-        c.id: c
-        for c in evaluation.c3_claims(
-            unsafe,
-            refusal,
-            ["a"],
-            "id",
-            "o",
-            "h",
-            id_margin=0.1,
-            overrefusal_margin=0.1,
-            helpfulness_margin=0.1,
-            evidence="results/tables/main.csv",
-            n_boot=200,
-        )
-    }
+    claims = _c3(unsafe, refusal, sets=["a"])
     assert claims["C3.a"].value == -1.0 and claims["C3.a"].verdict == "supported"
     assert claims["C3.id"].verdict == "supported" and claims["C3.overrefusal"].verdict == "supported"
     assert claims["C3.helpfulness"].verdict == "supported"
@@ -273,29 +258,17 @@ def test_set_metrics_and_paired_claims():
     assert c4[0].id == "C4.srg_x" and c4[0].value == 1.0 and c4[0].verdict == "supported"
     # the reverse outcome is refuted, not supported
     flipped = {"rt": {"a": srg, "id": srg}, "srg": {"a": rt, "id": srg}}
-    c = evaluation.c3_claims(
-        flipped,
-        refusal,
-        ["a"],
-        "id",
-        "o",
-        "h",
-        id_margin=0.1,
-        overrefusal_margin=0.1,
-        helpfulness_margin=0.1,
-        evidence="results/tables/main.csv",
-        n_boot=200,
-    )[0]
+    c = _c3(flipped, refusal, sets=["a"])["C3.a"]
     assert c.verdict == "refuted"
 
 
-def _c3(unsafe, refusal, **kw):
+def _c3(unsafe, refusal, sets=("a", "b"), **kw):
     return {
         c.id: c
         for c in evaluation.c3_claims(
             unsafe,
             refusal,
-            ["a", "b"],
+            list(sets),
             "id",
             "o",
             "h",
