@@ -121,7 +121,12 @@ def test_smoke_outputs(smoke_run):
         if c["verdict"] == "supported":
             assert c["p_adjusted"] is not None and c["p_adjusted"] < claims["alpha"]
     ood = next(c for c in claims["claims"] if c["id"] == "C3.ood")
-    assert ood["n_clusters"] == 4  # 4 attack sets of the same 4 source prompts
+    sources, rows = set(), 0
+    for e in ("jailbreakchat", "base64", "pasttense", "pair"):
+        judged_e = [json.loads(x) for x in (r / f"judgements/rt/{e}.greedy.jsonl").read_text().splitlines()]
+        sources |= {j["source_id"] for j in judged_e}
+        rows += len(judged_e)
+    assert ood["n_clusters"] == len(sources) < rows  # attack sets of the same source prompts: one cluster each
     assert {
         "C3.base64",
         "C3.ood",
