@@ -324,7 +324,6 @@ def layer_metrics(
     ci: float = 0.95,
     layers: Sequence[int] | None = None,
     pca_k: int = 10,
-    **_ignored,
 ) -> pd.DataFrame:
     """Tidy per-layer metrics: columns layer, evalset, metric, value, ci_low, ci_high.
 

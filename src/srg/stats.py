@@ -32,13 +32,13 @@ def cluster_codes(clusters: Sequence) -> tuple[np.ndarray, int]:
 
 def cluster_weights(clusters: Sequence, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     """(n_boot x n_rows) weights: each replicate draws clusters with replacement; a row's weight is
-    how often its cluster was drawn."""
+    how often its cluster was drawn (``srg.bon.bootstrap_weights`` over clusters)."""
+    from srg.bon import bootstrap_weights
+
     codes, k = cluster_codes(clusters)
     if k == 0:
         raise ValueError("no rows to resample")
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(float)
-    return counts[:, codes]
+    return bootstrap_weights(k, n_boot, seed)[:, codes]
 
 
 def cluster_bootstrap_means(values: np.ndarray, clusters: Sequence, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
