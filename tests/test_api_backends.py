@@ -117,7 +117,8 @@ def test_request_body_and_samples(server, key_env):
     assert b["model"] == "fake-model" and b["n"] == 3 and b["temperature"] == 0.7 and b["top_p"] == 0.9
     assert b["max_tokens"] == 17 and b["top_k"] == 5 and isinstance(b["seed"], int)
     assert b["messages"] == [{"role": "system", "content": "Be safe."}, {"role": "user", "content": "hi"}]
-    assert bodies["yo"]["body"]["messages"][0] == {"role": "system", "content": "Own system."}
+    # the backend's system prompt comes first, then the record's (srg_no_cd on SelfCipher)
+    assert bodies["yo"]["body"]["messages"][0] == {"role": "system", "content": "Be safe.\n\nOwn system."}
     assert bodies["hi"]["body"]["seed"] != bodies["yo"]["body"]["seed"]
 
 
@@ -432,6 +433,16 @@ def test_vllm_backend_maps_requests_with_a_fake_engine(monkeypatch, model_dir):
     )
     be.generate([Request("a")], SamplingParams(n=1, greedy=True))
     assert calls["sampling"][0].kw["temperature"] == 0.0 and "top_p" not in calls["sampling"][0].kw
+    # assistant prefill, stop strings, and the model's system prompt merged with the record's
+    be.default_system = "Guidelines."
+    be.generate([Request("c", system="Cipher rules.", prefill="<r>\nIntent:")], SamplingParams(stop=("\n",)))
+    assert calls["sampling"][0].kw["stop"] == ["\n"]
+    decoded = tok.decode(calls["prompts"][0]["prompt_token_ids"])
+    assert decoded == tok.apply_chat_template(
+        [{"role": "system", "content": "Guidelines.\n\nCipher rules."}, {"role": "user", "content": "c"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    ) + "<r>\nIntent:"
 
 
 @pytest.fixture(autouse=True)
@@ -442,3 +453,25 @@ def _restore_vllm_registration():
 
     generation.BACKENDS.pop("vllm", None)
     sys.modules.pop("srg.backends.vllm", None)
+
+
+def test_prefill_and_stop_strings(server, key_env):
+    """A prefill is sent as a trailing assistant message to continue; stop strings go in the body
+    and are also applied to the returned text (a server that ignores them, or echoes the prefill)."""
+    server.reply_text = lambda body, k: "Intent: it is benign.\nSecond line"
+    be = _backend(server, system_prompt="Guidelines.")
+    out = be.generate(
+        [Request("q", system="Cipher rules.", prefill="Intent:")], SamplingParams(max_new_tokens=5, stop=("\n",))
+    )
+    assert out[0][0].text == "it is benign."
+    body = server.requests[-1]["body"]
+    assert body["stop"] == ["\n"]
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    assert body["messages"] == [
+        {"role": "system", "content": "Guidelines.\n\nCipher rules."},
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "Intent:"},
+    ]
+    be.generate([Request("plain")], SamplingParams(max_new_tokens=5))
+    body = server.requests[-1]["body"]
+    assert "stop" not in body and "continue_final_message" not in body

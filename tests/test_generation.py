@@ -51,10 +51,45 @@ def test_params_validation():
         be_api.make_backend("nope")
 
 
-def test_prompt_truncation_keeps_the_end(model_dir):
-    be = hf.HFBackend(str(model_dir), dtype="float32", batch_size=2, max_prompt_tokens=32)
-    out = be.generate([be_api.Request("word " * 200 + "What is 2 + 2?")], be_api.SamplingParams(max_new_tokens=4))
+def test_prompt_truncation_cuts_the_middle_of_the_user_text(model_dir):
+    """A long prompt keeps the system turn, the user header, the request's head and tail, and
+    the generation prompt; only the middle of the user text goes."""
+    from srg.models import encode_chat, load_tokenizer
+
+    tok = load_tokenizer(str(model_dir))
+    user = "Start here. " + "filler word " * 200 + "What is 2 + 2?"
+    ids, cut = encode_chat(tok, user, "You are terse.", 48, prefill="<reasoning>")
+    text = tok.decode(ids)
+    assert cut and len(ids) <= 48
+    assert text.startswith("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nStart here.")
+    assert "[...]" in text and text.endswith("2 + 2?<|im_end|>\n<|im_start|>assistant\n<reasoning>")
+    short, cut = encode_chat(tok, "Hi.", None, 48)
+    assert not cut and tok.decode(short).endswith("Hi.<|im_end|>\n<|im_start|>assistant\n")
+    with pytest.raises(ValueError, match="leaves no room for the user text"):
+        encode_chat(tok, user, "You are terse. " * 20, 48)
+    be = hf.HFBackend(str(model_dir), dtype="float32", batch_size=2, max_prompt_tokens=48)
+    out = be.generate([be_api.Request(user)], be_api.SamplingParams(max_new_tokens=4))
     assert be.truncated == 1 and out[0][0].n_tokens <= 4
+
+
+def test_prefill_and_stop_strings(backend):
+    """The model continues the prefill; a stop string ends a row early and is cut from the text."""
+    req = be_api.Request("List three fruits, one per line.", prefill="1.")
+    free = backend.generate([req], be_api.SamplingParams(max_new_tokens=24))[0][0]
+    stopped = backend.generate([req], be_api.SamplingParams(max_new_tokens=24, stop=("\n",)))[0][0]
+    assert "\n" in free.text.strip(), free.text  # the unconstrained continuation has several lines
+    assert stopped.finished and "\n" not in stopped.text and stopped.n_tokens < free.n_tokens
+    assert free.text.startswith(stopped.text)
+    with pytest.raises(ValueError, match="stop must be"):
+        be_api.SamplingParams(stop="\n")
+
+
+def test_merge_system():
+    from srg.models import merge_system
+
+    assert merge_system("Guidelines.", "Cipher.") == "Guidelines.\n\nCipher."
+    assert merge_system(None, "Cipher.") == "Cipher." and merge_system("G.", None) == "G."
+    assert merge_system("G.", "G.") == "G." and merge_system(None, "") is None
 
 
 def _job(tmp_path, model_dir, n=2):

@@ -46,14 +46,16 @@ F16_MAX = float(np.finfo(np.float16).max)
 
 
 def _system_of(record: dict, default: str | None) -> str | None:
-    return (record.get("meta") or {}).get("system") or default
+    from srg.models import merge_system
+
+    return merge_system(default, (record.get("meta") or {}).get("system"))
 
 
 def encode_prompts(
     tokenizer, records: Sequence[dict], max_prompt_tokens: int = 1024, system_prompt: str | None = None
 ) -> tuple[list[list[int]], int]:
     """Token ids of each record's chat prompt (generation prompt included) and the number of
-    prompts truncated to ``max_prompt_tokens`` (the *end* is kept: request + generation prompt)."""
+    prompts truncated to ``max_prompt_tokens`` (cut in the middle of the user text, as in generation)."""
     from srg.models import encode_chat
 
     out, truncated = [], 0

@@ -167,26 +167,68 @@ def load_model(path: str, dtype: str = "bfloat16", device: str | None = None):
     return model.to(device).eval()
 
 
+def merge_system(default: str | None, record: str | None) -> str | None:
+    """The system message a model sees: its own (``default``, e.g. the guidelines of the
+    no-context-distillation ablation) followed by the prompt record's (e.g. SelfCipher's cipher
+    instructions). One replacing the other would silently drop the guidelines on such sets."""
+    parts = [s.strip() for s in (default, record) if s and s.strip()]
+    if len(parts) == 2 and parts[0] == parts[1]:
+        parts = parts[:1]
+    return "\n\n".join(parts) or None
+
+
 def messages_for(user: str, system: str | None = None) -> list[dict]:
     """Chat messages for one user turn; no system message means the template's own default."""
     msgs = [{"role": "system", "content": system}] if system else []
     return msgs + [{"role": "user", "content": user}]
 
 
-def chat_prompt(tokenizer, user: str, system: str | None = None) -> str:
-    """The exact text the model sees for one user turn, generation prompt included."""
-    return tokenizer.apply_chat_template(messages_for(user, system), tokenize=False, add_generation_prompt=True)
+def chat_prompt(tokenizer, user: str, system: str | None = None, prefill: str = "") -> str:
+    """The exact text the model sees for one user turn, generation prompt included, followed by
+    ``prefill`` (the start of the assistant turn the model is to continue)."""
+    text = tokenizer.apply_chat_template(messages_for(user, system), tokenize=False, add_generation_prompt=True)
+    return text + prefill
 
 
-def encode_chat(tokenizer, user: str, system: str | None, max_prompt_tokens: int) -> tuple[list[int], bool]:
-    """Token ids of one chat prompt exactly as the model sees it (chat template, generation prompt,
-    no extra special tokens), cut to ``max_prompt_tokens`` by keeping the *end* (the request and
-    the generation prompt); returns ``(ids, truncated)``. Every backend and the hidden-state
+TRUNCATION_MARK = " [...] "
+
+
+def encode_chat(
+    tokenizer, user: str, system: str | None, max_prompt_tokens: int, prefill: str = ""
+) -> tuple[list[int], bool]:
+    """Token ids of one chat prompt exactly as the model sees it (chat template, generation
+    prompt, ``prefill``, no extra special tokens); returns ``(ids, truncated)``.
+
+    A prompt over ``max_prompt_tokens`` is cut in the *middle of the user text*: the head and the
+    tail of the request are kept around a ``[...]`` mark, so the system turn, the user header, the
+    end of the request and the generation prompt all survive. Every backend and the hidden-state
     extraction encode through this one function."""
-    ids = tokenizer(chat_prompt(tokenizer, user, system), add_special_tokens=False)["input_ids"]
-    if len(ids) > max_prompt_tokens:
-        return ids[-max_prompt_tokens:], True
-    return ids, False
+
+    def enc(text: str) -> list[int]:
+        return tokenizer(chat_prompt(tokenizer, text, system, prefill), add_special_tokens=False)["input_ids"]
+
+    ids = enc(user)
+    if len(ids) <= max_prompt_tokens:
+        return ids, False
+    user_ids = tokenizer(user, add_special_tokens=False)["input_ids"]
+    overhead = len(enc(TRUNCATION_MARK.strip())) + 2
+    budget = max_prompt_tokens - overhead
+    while budget > 0:
+        head = budget // 2
+        tail = budget - head
+        cut = (
+            tokenizer.decode(user_ids[:head]).rstrip()
+            + TRUNCATION_MARK
+            + tokenizer.decode(user_ids[len(user_ids) - tail :]).lstrip()
+        )
+        ids = enc(cut)
+        if len(ids) <= max_prompt_tokens:
+            return ids, True
+        budget -= len(ids) - max_prompt_tokens  # re-tokenising at the seams can add a token or two
+    raise ValueError(
+        f"max_prompt_tokens={max_prompt_tokens} leaves no room for the user text: the chat template, "
+        f"system prompt and prefill alone take {overhead} tokens"
+    )
 
 
 def left_pad(batch: list[list[int]], pad_id: int, device=None):

@@ -10,7 +10,8 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to decode. ``greedy`` ignores temperature/top_p; top_k=0 means no top-k cut."""
+    """How to decode. ``greedy`` ignores temperature/top_p; top_k=0 means no top-k cut. ``stop``:
+    strings that end a completion (the stop string itself is not part of the returned text)."""
 
     n: int = 1
     greedy: bool = True
@@ -19,27 +20,33 @@ class SamplingParams:
     top_k: int = 0
     max_new_tokens: int = 64
     seed: int = 0
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.max_new_tokens < 1:
             raise ValueError(f"n and max_new_tokens must be >= 1, got {self.n}, {self.max_new_tokens}")
         if self.greedy and self.n != 1:
             raise ValueError("greedy decoding with n > 1 would repeat the same answer; use n=1")
+        if isinstance(self.stop, str) or any(not isinstance(x, str) or not x for x in self.stop):
+            raise ValueError(f"stop must be a sequence of non-empty strings, got {self.stop!r}")
+        object.__setattr__(self, "stop", tuple(self.stop))
 
 
 @dataclass
 class Completion:
     text: str
     n_tokens: int
-    finished: bool  # stopped on EOS rather than the token limit
+    finished: bool  # stopped on EOS or a stop string rather than the token limit
 
 
 @dataclass(frozen=True)
 class Request:
-    """One prompt: the user turn and an optional system message."""
+    """One prompt: the user turn, an optional system message, and an optional assistant
+    ``prefill`` that the model continues (the returned text is the continuation only)."""
 
     user: str
     system: str | None = None
+    prefill: str = ""
 
 
 class Backend(Protocol):
@@ -49,6 +56,12 @@ class Backend(Protocol):
         self, requests: Sequence[Request], params: SamplingParams, progress: Callable[[int], None] | None = None
     ) -> list[list[Completion]]:
         """n completions for each request, in request order."""
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first occurrence of any stop string, and whether one occurred."""
+    hits = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return (text[: min(hits)], True) if hits else (text, False)
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from srg.backends.base import Completion, Request, SamplingParams, register_backend
+from srg.backends.base import Completion, Request, SamplingParams, cut_at_stop, register_backend
 
 
 @register_backend("hf")
@@ -43,11 +43,12 @@ class HFBackend:
         self.truncated = 0
 
     def _encode(self, requests: Sequence[Request]) -> list[list[int]]:
-        from srg.models import encode_chat
+        from srg.models import encode_chat, merge_system
 
         ids = []
         for r in requests:
-            toks, cut = encode_chat(self.tokenizer, r.user, r.system or self.default_system, self.max_prompt_tokens)
+            system = merge_system(self.default_system, r.system)
+            toks, cut = encode_chat(self.tokenizer, r.user, system, self.max_prompt_tokens, r.prefill)
             self.truncated += cut
             ids.append(toks)
         return ids
@@ -74,7 +75,8 @@ class HFBackend:
         """Prefill once, repeat the cache n times, then decode only rows that have not hit EOS.
 
         Finished rows leave the batch (their KV cache rows are dropped), so no step is spent on
-        padding after EOS; for n > 1 each prompt is prefilled once.
+        padding after EOS; for n > 1 each prompt is prefilled once. A row also finishes when its
+        text contains one of ``params.stop`` (checked on the decoded tail of the row).
         """
         import torch
 
@@ -86,6 +88,8 @@ class HFBackend:
         input_ids, mask = left_pad(batch_ids, tok.pad_token_id, model.device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         n = params.n
+        stop = params.stop
+        tail = 4 + max((len(x) for x in stop), default=0)  # tokens whose text can hold a stop string
         with torch.inference_mode():
             out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True)
             cache, logits = out.past_key_values, out.logits[:, -1, :]
@@ -103,8 +107,11 @@ class HFBackend:
                 for j, (r, t) in enumerate(zip(active.tolist(), picked.tolist())):
                     if t in eos_ids:
                         finished[r] = True
+                        continue
+                    generated[r].append(t)
+                    if stop and any(x in tok.decode(generated[r][-tail:]) for x in stop):
+                        finished[r] = True
                     else:
-                        generated[r].append(t)
                         keep.append(j)
                 if not keep or step == params.max_new_tokens - 1:
                     break
@@ -121,9 +128,10 @@ class HFBackend:
                     use_cache=True,
                 )
                 logits, next_pos = out.logits[:, -1, :], next_pos + 1
-        comps = [
-            Completion(tok.decode(g, skip_special_tokens=True).strip(), len(g), f) for g, f in zip(generated, finished)
-        ]
+        comps = []
+        for g, f in zip(generated, finished):
+            text, _ = cut_at_stop(tok.decode(g, skip_special_tokens=True), stop)
+            comps.append(Completion(text.strip(), len(g), f))
         return [comps[i * n : (i + 1) * n] for i in range(len(batch_ids))]
 
 

@@ -14,8 +14,8 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from srg.backends.base import Completion, Request, SamplingParams, register_backend
-from srg.models import messages_for
+from srg.backends.base import Completion, Request, SamplingParams, cut_at_stop, register_backend
+from srg.models import merge_system, messages_for
 
 RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))  # what the client retries
 
@@ -93,9 +93,13 @@ class ChatClient:
         max_tokens: int = 256,
         seed: int | None = None,
         top_k: int = 0,
+        stop: list[str] | None = None,
+        continue_final: bool = False,
     ) -> list[dict]:
         """The ``choices`` of one chat completion as dicts (``message.content``, ``finish_reason``),
-        with the response's ``usage`` copied into every choice as ``_usage``."""
+        with the response's ``usage`` copied into every choice as ``_usage``. ``continue_final``:
+        the last message is an assistant prefill to continue (vLLM / SGLang servers:
+        ``continue_final_message``, no new generation prompt)."""
         kw: dict = {
             "model": self.model,
             "messages": messages,
@@ -107,8 +111,15 @@ class ChatClient:
         }
         if seed is not None:
             kw["seed"] = seed
+        if stop:
+            kw["stop"] = list(stop)
+        extra: dict = {}
         if top_k > 0:  # not in the OpenAI API; vLLM and most local servers accept it
-            kw["extra_body"] = {"top_k": top_k}
+            extra["top_k"] = top_k
+        if continue_final:
+            extra.update(continue_final_message=True, add_generation_prompt=False)
+        if extra:
+            kw["extra_body"] = extra
         try:
             out = self._client.chat.completions.create(**kw).model_dump()
         except self._openai.APIError as exc:
@@ -121,9 +132,13 @@ class ChatClient:
         return choices
 
 
-def _completion(choice: dict, n_choices: int) -> Completion:
+def _completion(choice: dict, n_choices: int, stop: tuple[str, ...] = (), prefill: str = "") -> Completion:
     msg = choice.get("message") or {}
-    text = (msg.get("content") or "").strip()
+    text = msg.get("content") or ""
+    if prefill and text.startswith(prefill):  # some servers echo the prefilled assistant text
+        text = text[len(prefill) :]
+    text, _ = cut_at_stop(text, stop)  # a server that ignores `stop` still gets cut
+    text = text.strip()
     used = (choice.get("_usage") or {}).get("completion_tokens")
     # usage counts all choices of a response; split evenly when n > 1 (approximate per sample)
     n_tokens = int(round(used / n_choices)) if isinstance(used, int | float) else len(text.split())
@@ -174,7 +189,9 @@ class OpenAIBackend:
         return f"OpenAIBackend({self.client!r})"
 
     def _one(self, req: Request, params: SamplingParams, seed: int) -> list[Completion]:
-        msgs = messages_for(req.user, req.system or self.default_system)
+        msgs = messages_for(req.user, merge_system(self.default_system, req.system))
+        if req.prefill:
+            msgs.append({"role": "assistant", "content": req.prefill})
         temp, top_p = (0.0, 1.0) if params.greedy else (params.temperature, params.top_p)
         out: list[Completion] = []
         k = 0
@@ -188,8 +205,10 @@ class OpenAIBackend:
                 max_tokens=params.max_new_tokens,
                 seed=seed + k,
                 top_k=0 if params.greedy else params.top_k,
+                stop=list(params.stop) or None,
+                continue_final=bool(req.prefill),
             )
-            out += [_completion(c, len(choices)) for c in choices[:want]]
+            out += [_completion(c, len(choices), params.stop, req.prefill) for c in choices[:want]]
             k += 1
         return out
 

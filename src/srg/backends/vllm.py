@@ -1,8 +1,8 @@
 """Backend ``vllm``: offline batched generation with :class:`vllm.LLM` (GPU; ``pip install -e ".[gpu]"``).
 
 Prompts are rendered with the model's own chat template (system + user, generation prompt)
-and passed as token ids, so the template's BOS is not doubled and long prompts are cut from
-the left like the ``hf`` backend does. n samples per prompt come from ``SamplingParams(n=...)``
+and passed as token ids (through ``models.encode_chat``, like ``hf``: an assistant prefill is
+appended, long prompts are cut in the middle of the user text). Stop strings are vLLM's own. n samples per prompt come from ``SamplingParams(n=...)``
 with a per-request seed; greedy is temperature 0. A LoRA adapter directory (``lora_path``) is
 served with ``enable_lora`` + ``LoRARequest``. The same backend serves a local teacher model.
 """
@@ -18,13 +18,15 @@ except ImportError as exc:  # make_backend turns this into "backend 'vllm' is no
         "the 'vllm' generation backend needs the vllm package (GPU only): pip install -e \".[gpu]\""
     ) from exc
 
-from srg.backends.base import Completion, Request, SamplingParams, register_backend
-from srg.models import encode_chat
+from srg.backends.base import Completion, Request, SamplingParams, cut_at_stop, register_backend
+from srg.models import encode_chat, merge_system
 
 
 def vllm_sampling(params: SamplingParams, seed: int):
     """Our SamplingParams -> ``vllm.SamplingParams`` (top_k=0 is left at vLLM's default: off)."""
     kw: dict = {"n": params.n, "max_tokens": params.max_new_tokens, "seed": seed}
+    if params.stop:  # vLLM leaves the stop string out of the text (include_stop_str_in_output=False)
+        kw["stop"] = list(params.stop)
     if params.greedy:
         kw.update(temperature=0.0)
     else:
@@ -85,7 +87,8 @@ class VLLMBackend:
     def _encode(self, requests: Sequence[Request]) -> list[dict]:
         out = []
         for r in requests:
-            ids, cut = encode_chat(self.tokenizer, r.user, r.system or self.default_system, self.max_prompt_tokens)
+            system = merge_system(self.default_system, r.system)
+            ids, cut = encode_chat(self.tokenizer, r.user, system, self.max_prompt_tokens, r.prefill)
             self.truncated += cut
             out.append({"prompt_token_ids": ids})
         return out
@@ -99,7 +102,12 @@ class VLLMBackend:
         outs = self.llm.generate(prompts, sampling, use_tqdm=False, **kw)
         results = []
         for o in outs:  # vLLM returns outputs in input order
-            results.append([Completion(c.text.strip(), len(c.token_ids), c.finish_reason == "stop") for c in o.outputs])
+            results.append(
+                [
+                    Completion(cut_at_stop(c.text, params.stop)[0].strip(), len(c.token_ids), c.finish_reason == "stop")
+                    for c in o.outputs
+                ]
+            )
         if progress:
             progress(len(prompts) * params.n)
         return results
