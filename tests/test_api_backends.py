@@ -438,11 +438,15 @@ def test_vllm_backend_maps_requests_with_a_fake_engine(monkeypatch, model_dir):
     be.generate([Request("c", system="Cipher rules.", prefill="<r>\nIntent:")], SamplingParams(stop=("\n",)))
     assert calls["sampling"][0].kw["stop"] == ["\n"]
     decoded = tok.decode(calls["prompts"][0]["prompt_token_ids"])
-    assert decoded == tok.apply_chat_template(
-        [{"role": "system", "content": "Guidelines.\n\nCipher rules."}, {"role": "user", "content": "c"}],
-        tokenize=False,
-        add_generation_prompt=True,
-    ) + "<r>\nIntent:"
+    assert (
+        decoded
+        == tok.apply_chat_template(
+            [{"role": "system", "content": "Guidelines.\n\nCipher rules."}, {"role": "user", "content": "c"}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        + "<r>\nIntent:"
+    )
 
 
 @pytest.fixture(autouse=True)
