@@ -9,7 +9,7 @@
 # %% [markdown]
 # # Guideline reasoning synthesis
 #
-# The teacher saw the guidelines and each training query and wrote `k` candidates of reasoning in explicit tags + a final answer (rule `teacher_generate`). Here each candidate is parsed, screened for degenerate text and, with rejection sampling, kept only if its final answer refuses a harmful query / does not refuse a benign one (keyword judge). The SRG training row pairs the **bare query** (guidelines removed: context distillation) with the kept reasoning + answer. Queries without an accepted candidate go to the configured fallback.
+# The teacher saw the guidelines and each training query and wrote `k` candidates (at embedded scale with scaffolded decoding, `synthesis.mode: scaffold`: the scaffold writes the tags and one header per guideline, the model writes each line and the benign answers; harmful answers are the RT refusals, README "Teacher") of reasoning in explicit tags + a final answer (rule `teacher_generate`). Here each candidate is parsed, screened for degenerate text and, with rejection sampling, kept only if its final answer refuses a harmful query / does not refuse a benign one (keyword judge). The SRG training row pairs the **bare query** (guidelines removed: context distillation) with the kept reasoning + answer. Queries without an accepted candidate go to the configured fallback.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these)
@@ -27,6 +27,7 @@ out_candidates = "results/synthesis/srg/screened.jsonl"
 teacher = {"backend": "hf", "model": "base"}
 per_kind = 64
 fallback = "template"
+min_ok_lines = 1.0
 min_examples = 16
 request_words = 6
 n_examples = 3
@@ -86,6 +87,22 @@ if prompts:
 pd.DataFrame([{"prompt_id": c["prompt_id"], "candidate": short(c["response"])} for c in cands[:n_examples]])
 
 # %% [markdown]
+# ### Who wrote what (scaffolded candidates)
+# Each candidate's text by author: `scaffold` (tags, headers), `model` (the teacher's own lines and
+# benign answers), `rt` (the RT refusal used as the harmful answer). Model text is shown in `[[...]]`.
+
+# %%
+scaffolded = [c for c in cands if "segments" in c]
+if scaffolded:
+    for c in scaffolded[: max(1, n_examples)]:
+        print(f"--- {c['prompt_id']} sample {c['sample']}")
+        print("".join(x["text"] if x["by"] == "scaffold" else f"[[{short(x['text'], 80)}]]" for x in c["segments"]))
+    chars = pd.DataFrame([{"by": x["by"], "chars": len(x["text"])} for c in scaffolded for x in c["segments"]])
+    display(chars.groupby("by")["chars"].sum().rename("characters written").to_frame())
+else:
+    print("free-form teacher: no scaffold segments")
+
+# %% [markdown]
 # ## Screening, rejection sampling, fallback
 
 # %%
@@ -101,8 +118,28 @@ result = synthesis.build_srg_rows(
     min_examples=min_examples,
     request_words=request_words,
     fmt=fmt,
+    min_ok_lines=min_ok_lines,
 )
 stats = result.stats
+if not rejection_sampling:  # what rejection sampling would have removed: rows this variant has that RS drops
+    with_rs = synthesis.build_srg_rows(
+        base_rows,
+        cands,
+        synthesis.Variant(variant, v.guidelines, True, context_distillation),
+        guidelines,
+        judge.is_refusal,
+        fallback=fallback,
+        min_examples=0,
+        request_words=request_words,
+        fmt=fmt,
+        min_ok_lines=min_ok_lines,
+    )
+    rs_rows = {r["id"]: r["completion"] for r in with_rs.rows}
+    stats["rows_not_in_rejection_sampled"] = sum(rs_rows.get(r["id"]) != r["completion"] for r in result.rows)
+    print(
+        f"rows of {variant} that rejection sampling would drop or replace: "
+        f"{stats['rows_not_in_rejection_sampled']} of {len(result.rows)}"
+    )
 write_jsonl(out_data, result.rows)
 write_jsonl(out_candidates, [asdict(c) for c in result.candidates])
 write_json(out_stats, {**stats, "teacher": teacher, "fallback": fallback, "config": config_name})
@@ -119,20 +156,26 @@ by_source["candidate_yield"] = by_source["accepted_candidates"] / by_source["can
     by_source["candidates"] > 0
 )
 display(by_source)
-display(pd.Series(stats["guideline_mention_rate"], name="accepted teacher reasoning naming the perspective").to_frame())
+if stats["mode"] == "scaffold":
+    display(pd.DataFrame(stats["line_yield"]).T.rename_axis("guideline (per-line yield of model-written lines)"))
+else:
+    display(
+        pd.Series(stats["guideline_mention_rate"], name="accepted teacher reasoning naming the perspective").to_frame()
+    )
 pd.Series(stats["rows_by_origin"], name="training rows by origin").to_frame()
 
 # %%
 teacher_rows = stats["rows_by_origin"].get("teacher", 0)
-if teacher_rows < stats["rows"] / 2:
+print(
+    f"queries with an accepted teacher candidate: {stats['teacher_accepted_queries']}/{stats['n_queries']} "
+    f"({stats['teacher_query_rate']:.0%}; target >= 80%); training rows {stats['rows']} "
+    f"({teacher_rows} teacher, {stats['rows'] - teacher_rows} {fallback} fallback)"
+)
+if fallback == "template" and teacher_rows < stats["rows"] / 2:
     print(
-        f"*** LOW TEACHER YIELD: only {teacher_rows} of {stats['rows']} training rows come from the teacher "
-        f"({teacher['backend']}:{teacher['model']}). The other {stats['rows'] - teacher_rows} use the explicit "
-        f"'{fallback}' fallback: reasoning assembled from each guideline's one-line step in "
-        f"{guidelines_file}, final answer from the RT data (a refusal / the base model's own answer). "
-        "This is NOT teacher output. At embedded scale the teacher is the 135M base model, which does "
-        "not follow the tag format and never refuses; use a strong teacher (config/paper.yaml) for the "
-        "paper's method. ***"
+        f"*** LOW TEACHER YIELD: {stats['rows'] - teacher_rows} of {stats['rows']} rows use the explicit template "
+        f"fallback (reasoning assembled from each guideline's one-line step in {guidelines_file}, answer from the "
+        "RT data). This is NOT teacher output. ***"
     )
 
 # %% [markdown]

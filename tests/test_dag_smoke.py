@@ -173,6 +173,31 @@ def test_smoke_outputs(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_design_outputs(smoke_run):
+    """The embedded design's records: style check, truncation counts, dev-split gate, scaffolded teacher."""
+    work, _, _ = smoke_run
+    r = work / "results"
+    style = json.loads((r / "data/style_check.json").read_text())
+    assert style["train_source"] == "contrast_pairs" and 0 <= style["accuracy"] <= 1 and style["n_harmful"] == 16
+    trunc = json.loads((r / "data/truncation.json").read_text())
+    assert {"id_eval", "jailbreakchat", "dev_harmful", "overrefusal"} <= set(trunc["sets"])
+    assert all(v["default"]["n"] >= v["default"]["truncated"] >= 0 for v in trunc["sets"].values())
+    for m in ("rt", "srg"):
+        check = json.loads((r / f"models/{m}/check.json").read_text())
+        assert check["split"] == "dev" and set(check["sets"]) == {"dev_harmful", "dev_benign", "dev_overrefusal"}
+    assert "closed_rate" in json.loads((r / "models/srg/check.json").read_text())["sets"]["dev_benign"]
+    stats = json.loads((r / "synthesis/srg/stats.json").read_text())
+    assert stats["mode"] == "scaffold" and set(stats["line_yield"]) == set(stats["guidelines"])
+    minus = json.loads((r / "synthesis/srg_minus_framing/stats.json").read_text())
+    assert "framing" not in minus["line_yield"]  # shares srg's teacher run, without framing's lines
+    teacher_runs = list((r / "synthesis/teacher").glob("*/candidates.jsonl"))
+    assert len(teacher_runs) == 1  # srg, srg_no_cd and srg_minus_framing share one scaffold run
+    cand = json.loads(teacher_runs[0].read_text().splitlines()[0])
+    assert {x["by"] for x in cand["segments"]} >= {"scaffold", "model"}
+    assert "".join(x["text"] for x in cand["segments"]) == cand["response"]
+
+
+@pytest.mark.slow
 def test_second_dry_run_has_nothing_to_do(smoke_run):
     work, cfg, _ = smoke_run
     proc = _snakemake(work, cfg, "-n")

@@ -156,7 +156,14 @@ def test_rejection_sampling_keeps_only_label_consistent_candidates():
     assert by_id["srg-h1"]["origin"] == "teacher" and by_id["srg-h1"]["completion"].endswith("I can't help.")
     assert by_id["srg-h2"]["origin"] == "template" and by_id["srg-b1"]["origin"] == "template"
     s = res.stats
-    assert s["rejections"] == {"unparseable": 1, "degenerate": 1, "complied_with_harmful": 1, "refused_benign": 1}
+    assert s["rejections"] == {
+        "weak_reasoning": 0,
+        "bad_answer": 0,
+        "unparseable": 1,
+        "degenerate": 1,
+        "complied_with_harmful": 1,
+        "refused_benign": 1,
+    }
     assert s["n_accepted_candidates"] == 1 and s["teacher_accepted_queries"] == 1
     assert s["rows_by_origin"] == {"teacher": 1, "template": 2}
     assert s["by_source"]["advbench"]["teacher_rows"] == 1 and s["by_source"]["rho"]["template_rows"] == 1

