@@ -45,7 +45,8 @@ def test_teacher_key_never_written(tmp_path, resources, model_dir, monkeypatch):
             "model": "fake-teacher",
             "options": {"base_url": server.url, "api_key_env": KEY_ENV, "max_retries": 0},
         }
-        cfg = _config(tmp_path, resources, **{"synthesis.teacher": teacher, "ablations": {}})
+        # the free-form prompted teacher (the paper's API path); scaffold mode has its own tests
+        cfg = _config(tmp_path, resources, **{"synthesis.teacher": teacher, "synthesis.mode": "free", "ablations": {}})
         target = "results/notebooks/guideline_synthesis_srg.ipynb"
         monkeypatch.setenv(KEY_ENV, KEY)
         proc = _snakemake(tmp_path, cfg, target)
@@ -59,7 +60,9 @@ def test_teacher_key_never_written(tmp_path, resources, model_dir, monkeypatch):
 
         # a missing variable is a clear error that names the variable (and still leaks nothing)
         monkeypatch.delenv(KEY_ENV)
-        cfg2 = _config(tmp_path, resources, **{"synthesis.teacher": teacher, "ablations": {}, "synthesis.k": 1})
+        cfg2 = _config(
+            tmp_path, resources, **{"synthesis.teacher": teacher, "synthesis.mode": "free", "ablations": {}, "synthesis.k": 1}
+        )
         proc = _snakemake(tmp_path, cfg2, target)
         assert proc.returncode != 0  # refused when the DAG starts, before any job (srg.config.check_environment)
         assert f"{KEY_ENV} (named by config key 'synthesis.teacher.options.api_key_env')" in proc.stdout + proc.stderr
