@@ -11,7 +11,9 @@
 #
 # Greedy decoding on held-out ID harmful prompts, every OOD attack, the over-refusal set and the helpfulness set. Every output gets one outcome of the taxonomy (refusal, compliance, degenerate, off-topic, empty), by the same rule for every model; for reasoning models the final answer after the closing tag is judged, and an output whose block never closes (**malformed**, reported apart) is judged on its whole text. ASR = compliance (an on-topic answer; `asr_nonrefusal`, any non-refusal, is the upper bound). Helpful = compliance on benign prompts: a degenerate, off-topic or empty output is never helpful. Per-set CIs bootstrap prompts; differences between models are paired by prompt, pooled ones resample whole source prompts, and each claim carries a one-sided p-value (exact sign-flip test for margin 0).
 #
-# **Scale caveat.** Embedded default: a 135M model, the keyword taxonomy judge (cross-validated on PyRIT's human labels, see the data overview), 20 source prompts per set, and synthesis data that (see the synthesis notebooks) come almost entirely from the labelled template fallback because the 135M teacher does not follow the format. Read the numbers as a test of the pipeline and of direction, not as a replication of the paper's effect sizes.
+# **Seeds.** RT and SRG are also trained with the extra training seeds of config `seeds` (same data, a different LoRA init and data order). C3 and C4 compare seed-averaged per-prompt outcomes, their CIs redraw the seeds as well as the source prompts, and each claim lists the statistic per seed; the main table gives each replicate its own rows.
+#
+# **Scale caveat.** Embedded default: a 135M model, the keyword taxonomy judge (cross-validated on PyRIT's human labels, see the data overview), 20 source prompts per set, and a scaffolded 135M teacher whose reasoning lines are short and often off the point (see the synthesis notebooks). Read the numbers as a test at this scale, not as a replication of the paper's effect sizes.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these)
@@ -19,6 +21,7 @@ results_dir = "results"
 config_name = "default"
 seed = 0
 models = ["base", "rt", "srg"]
+seed_replicas = {}  # model -> its training-seed replicates (config `seeds`), e.g. {"rt": ["rt_seed1"]}
 ablations = []
 labels = {}
 evalsets = {}
@@ -72,7 +75,8 @@ def judged(model, evalset):
 
 # %%
 rows, unsafe, refusal, helpful, clusters = [], {}, {}, {}, {}
-for m in models:
+replicas = [r for m in models for r in seed_replicas.get(m, [])]
+for m in [*models, *replicas]:
     unsafe[m], refusal[m], helpful[m] = {}, {}, {}
     for e in evalsets[m]:
         j = judged(m, e)
@@ -81,7 +85,7 @@ for m in models:
         refusal[m][e] = evaluation.per_prompt(j, "refusal")
         helpful[m][e] = evaluation.per_prompt(j, "", "compliance")
         clusters.setdefault(e, evaluation.sources(j))
-    ll_path = R / "helpfulness" / f"{m}.json"
+    ll_path = R / "helpfulness" / f"{m}.json"  # (not computed for seed replicates)
     if helpfulness_set in evalsets[m] and ll_path.exists():
         ll = read_json(ll_path)
         rows.append(
@@ -101,7 +105,7 @@ def fmt_ci(r):
 view = main[main["metric"].isin(["asr_compliance", "asr_nonrefusal", "helpful_rate", "answer_loglik"])].copy()
 view["cell"] = view.apply(fmt_ci, axis=1)
 table = view.pivot_table(index="model", columns=["metric", "evalset"], values="cell", aggfunc="first")
-table = table.reindex([m for m in models if m in table.index])
+table = table.reindex([m for m in [*models, *replicas] if m in table.index])
 table
 
 # %%
@@ -112,6 +116,39 @@ print("outcome rates per model (mean over eval sets); malformed = reasoning bloc
 display(outcomes.pivot_table(index="model", columns="metric", values="value").reindex(models).round(2))
 refusals = main[main["metric"] == "refusal_rate"].pivot_table(index="model", columns="evalset", values="value")
 refusals.reindex([m for m in models if m in refusals.index]).round(2)
+
+# %% [markdown]
+# ## Seed spread
+# Each seed-replicated model's pooled OOD ASR, ID ASR and over-refusal per training seed: the run-to-run spread the claims' CIs fold in.
+
+
+# %%
+def with_seeds(per_model: dict, model: str) -> dict:
+    """Per eval set: one column per training seed of ``model`` (its replicates), prompts in common."""
+    names = [model, *seed_replicas.get(model, [])]
+    return {
+        e: pd.concat([per_model[n][e].rename(n) for n in names], axis=1, join="inner")
+        for e in per_model[model]
+        if all(e in per_model[n] for n in names)
+    }
+
+
+spread = []
+for m in [m for m in models if seed_replicas.get(m)]:
+    for name in [m, *seed_replicas[m]]:
+        ood = [s for s in ood_sets if s in unsafe[name]]
+        spread.append(
+            {
+                "model": m,
+                "run": name,
+                "pooled_ood_asr": float(evaluation.pooled({s: unsafe[name][s] for s in ood}).mean()),
+                "id_asr": float(unsafe[name][id_set].mean()),
+                "overrefusal": float(refusal[name][overrefusal_set].mean())
+                if overrefusal_set in refusal[name]
+                else None,
+            }
+        )
+pd.DataFrame(spread).round(3) if spread else print("no seed replicates configured (config `seeds.extra`)")
 
 # %% [markdown]
 # ## Greedy ASR per attack: base, RT, SRG
@@ -241,10 +278,14 @@ for other, path in agreement.items():
 # %%
 claims = []
 evidence = evidence_path(main_csv, R)
+# seed-replicated models enter the claims with one column per training seed
+unsafe_s = {m: with_seeds(unsafe, m) if seed_replicas.get(m) else unsafe[m] for m in models}
+refusal_s = {m: with_seeds(refusal, m) if seed_replicas.get(m) else refusal[m] for m in models}
+helpful_s = {m: with_seeds(helpful, m) if seed_replicas.get(m) else helpful[m] for m in models}
 if "srg" in models and "rt" in models:
     claims += evaluation.c3_claims(
-        unsafe,
-        refusal,
+        unsafe_s,
+        refusal_s,
         ood_sets,
         id_set,
         overrefusal_set,
@@ -253,14 +294,14 @@ if "srg" in models and "rt" in models:
         overrefusal_margin=overrefusal_margin,
         helpfulness_margin=helpfulness_margin,
         evidence=evidence,
-        helpful=helpful,
+        helpful=helpful_s,
         clusters=clusters,
         n_boot=n_bootstrap,
         ci=ci,
         seed=seed,
     )
     claims += evaluation.c4_claims(
-        unsafe,
+        unsafe_s,
         ["rt", *ablations],
         ood_sets,
         evidence_path(ablations_csv, R),

@@ -232,13 +232,27 @@ TEACHER_KEYS = {
 }
 
 
+# Training-seed replicates (config `seeds`): <model>_seed<s> is <model> retrained with training
+# seed s on the same data, greedy-evaluated on the same sets; C3/C4 fold the seed spread in.
+SEED_REPLICAS = srg_config.seed_replicas(CFG)
+
+
+def origin(name):
+    """The model a seed replicate repeats (the name itself otherwise)."""
+    return SEED_REPLICAS[name][0] if name in SEED_REPLICAS else name
+
+
+def replicas_of(model):
+    return [r for r, (m, _) in SEED_REPLICAS.items() if m == model]
+
+
 def is_reasoning_model(name):
-    return name in VARIANTS
+    return origin(name) in VARIANTS
 
 
 def model_system_prompt(name):
     """The no-context-distillation ablation keeps the guidelines in its system prompt at test time."""
-    v = VARIANTS.get(name)
+    v = VARIANTS.get(origin(name))
     if v is not None and not v.context_distillation:
         return guideline_system_prompt(select(GUIDELINES, v.guidelines), FMT)
     return CFG["model"]["system_prompt"]
@@ -392,15 +406,24 @@ def selected_against():
 
 # --- training -----------------------------------------------------------------------------------
 def train_data(wildcards):
-    return f"{RESULTS}/data/{wildcards.method}_train.jsonl"
+    """A seed replicate trains on its model's data."""
+    return f"{RESULTS}/data/{origin(wildcards.method)}_train.jsonl"
 
 
 def train_section(method):
     """RT has its own section; srg and every ablation share srg's (same budget knobs)."""
-    return CFG["rt"] if method == "rt" else CFG["srg"]
+    return CFG["rt"] if origin(method) == "rt" else CFG["srg"]
 
 
-TRAINED = ["rt", *VARIANTS]
+def train_config(method):
+    """The training section's knobs; a seed replicate changes only the training seed."""
+    cfg = dict(train_section(method)["training"])
+    if method in SEED_REPLICAS:
+        cfg["seed"] = SEED_REPLICAS[method][1]
+    return cfg
+
+
+TRAINED = ["rt", *VARIANTS, *SEED_REPLICAS]
 
 
 # --- analyses -----------------------------------------------------------------------------------
@@ -447,7 +470,9 @@ ABLATIONS = [m for m in EVAL_MODELS if m in CFG["ablations"]]
 
 
 def evalsets_of(model):
-    """Ablations are evaluated on evaluation.ablation_evalsets (null = all), the rest on every set."""
+    """Ablations are evaluated on evaluation.ablation_evalsets (null = all), the rest on every set
+    (a seed replicate on its model's)."""
+    model = origin(model)
     if model in ABLATIONS and CFG["evaluation"]["ablation_evalsets"]:
         return [e for e in ALL_EVALSETS if e in CFG["evaluation"]["ablation_evalsets"]]
     return ALL_EVALSETS
@@ -530,6 +555,7 @@ def executed_notebooks():
         "figures",
         *(["train_rt"] if "rt" in CFG["models"] else []),
         *(f"train_{v}" for v in VARIANTS),
+        *(f"train_{r}" for r in SEED_REPLICAS),
     ]
     return [f"{RESULTS}/notebooks/{nb}.ipynb" for nb in stages]
 

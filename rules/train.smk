@@ -57,7 +57,7 @@ rule train:
                 "train_jsonl": train_data(wc),
                 "base_model": BASE.path,
                 "out_dir": f"{RESULTS}/models/{wc.method}",
-                "train_config": train_section(wc.method)["training"],
+                "train_config": train_config(wc.method),
                 "check": True,
                 "check_prompts": {s: f"{RESULTS}/prompts/{s}.jsonl" for s in DEV_SETS},
                 "base_generations": {s: f"{RESULTS}/generations/base/{s}.greedy.jsonl" for s in DEV_SETS},

@@ -40,6 +40,8 @@ def test_defaults_are_filled():
         ),
         ({"bon": {"evalsets": {"srg": ["id_eval", "rot13"]}}}, "'bon.evalsets.srg': unknown eval sets ['rot13']"),
         ({"bon": {"evalsets": {"srg": []}}}, "'bon.evalsets.srg': [] should be non-empty"),
+        ({"seeds": {"extra": [1], "models": ["rt"]}, "rt": {"training": {"seed": 1}}}, "seed 1 is already rt's own"),
+        ({"seeds": {"extra": [0]}}, "'seeds.extra.0': 0 is less than the minimum of 1"),
     ],
 )
 def test_bad_configs_name_the_key(override, needle):
@@ -56,3 +58,14 @@ def test_hf_id_and_local_dir_are_accepted(tmp_path):
 def test_content_hash_is_order_independent():
     assert config.content_hash({"a": 1, "b": 2}) == config.content_hash({"b": 2, "a": 1})
     assert config.content_hash({"a": 1}) != config.content_hash({"a": 2})
+
+
+def test_seed_replicas_are_named_per_model_and_seed():
+    cfg = config.load(REPO / "config" / "default.yaml", {"seeds": {"extra": [1, 2], "models": ["rt", "srg"]}})
+    assert config.seed_replicas(cfg) == {
+        "rt_seed1": ("rt", 1),
+        "rt_seed2": ("rt", 2),
+        "srg_seed1": ("srg", 1),
+        "srg_seed2": ("srg", 2),
+    }
+    assert config.seed_replicas(config.load(REPO / "config" / "default.yaml", {"seeds": {"extra": []}})) == {}

@@ -198,6 +198,22 @@ def test_smoke_design_outputs(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_seed_replicate(smoke_run):
+    """rt_seed1: RT's data, training seed 1, its own dev check; C3 folds both RT seeds in."""
+    work, _, _ = smoke_run
+    r = work / "results"
+    log = json.loads((r / "models/rt_seed1/train_log.json").read_text())
+    assert (
+        log["config"]["seed"] == 1
+        and log["n_examples"] == json.loads((r / "models/rt/train_log.json").read_text())["n_examples"]
+    )
+    assert (r / "judgements/rt_seed1/pasttense.greedy.jsonl").is_file()
+    claims = {c["id"]: c for c in json.loads((r / "claims.json").read_text())["claims"]}
+    assert claims["C3.ood"]["n_seeds"] == 2 and len(claims["C3.ood"]["per_seed"]) == 2
+    assert claims["C4.srg_no_cd"]["n_seeds"] == 1  # one SRG seed in the smoke config
+
+
+@pytest.mark.slow
 def test_second_dry_run_has_nothing_to_do(smoke_run):
     work, cfg, _ = smoke_run
     proc = _snakemake(work, cfg, "-n")

@@ -184,6 +184,27 @@ def test_pick_tokens_filters():
     assert {2, 3} <= wide and 0 not in wide
 
 
+@pytest.mark.parametrize("top_p", [0.5, 0.9, 0.95])
+def test_topk_prefiltered_nucleus_equals_the_full_sort(top_p):
+    """Kept set and probabilities of the top-k-prefiltered nucleus equal the full-vocabulary sort,
+    peaked rows (nucleus inside the prefilter) and flat ones (wider: the full-sort fallback) alike."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    sharp = torch.randn(6, 49152, generator=g) * 8.0  # nucleus of a few to tens of tokens
+    flat = torch.randn(2, 49152, generator=g) * 0.1  # nucleus of tens of thousands of tokens
+    scores = torch.cat([sharp, flat])
+    ref = hf._full_sort_nucleus(scores, top_p)
+    got = hf.nucleus_probs(scores, top_p)
+    assert torch.equal(got > 0, ref > 0)
+    assert torch.allclose(got, ref, atol=1e-6)
+    _, _, covered = hf._topk_nucleus(scores, top_p, hf.NUCLEUS_PREFILTER)
+    assert covered[:6].all() and not covered[-2:].any()  # the flat rows took the fallback
+    torch.manual_seed(1)
+    picks = hf.pick_tokens(scores[:6], be_api.SamplingParams(n=2, greedy=False, top_p=top_p, temperature=1.0))
+    assert all(ref[i, t] > 0 for i, t in enumerate(picks.tolist()))
+
+
 def test_finished_rows_report_eos(backend):
     out = backend.generate([be_api.Request("Say only: yes")], be_api.SamplingParams(max_new_tokens=64))[0][0]
     assert out.finished == (out.n_tokens < 64)

@@ -61,7 +61,9 @@ def test_teacher_key_never_written(tmp_path, resources, model_dir, monkeypatch):
         # a missing variable is a clear error that names the variable (and still leaks nothing)
         monkeypatch.delenv(KEY_ENV)
         cfg2 = _config(
-            tmp_path, resources, **{"synthesis.teacher": teacher, "synthesis.mode": "free", "ablations": {}, "synthesis.k": 1}
+            tmp_path,
+            resources,
+            **{"synthesis.teacher": teacher, "synthesis.mode": "free", "ablations": {}, "synthesis.k": 1},
         )
         proc = _snakemake(tmp_path, cfg2, target)
         assert proc.returncode != 0  # refused when the DAG starts, before any job (srg.config.check_environment)

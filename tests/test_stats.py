@@ -28,6 +28,23 @@ def test_cluster_bootstrap_keeps_clusters_together():
     assert len(set(np.round(reps_rows, 6))) > 3
 
 
+def test_seed_bootstrap_reduces_to_cluster_bootstrap_and_widens_with_seed_spread():
+    rng = np.random.default_rng(0)
+    clusters = [f"s{i % 20}" for i in range(60)]
+    a0, b = rng.integers(0, 2, 60).astype(float), rng.integers(0, 2, 60).astype(float)
+    one = stats.seed_cluster_bootstrap_diffs(a0, b, clusters, 400, 3)
+    assert np.array_equal(one, stats.cluster_bootstrap_means(a0 - b, clusters, 400, 3))
+    # two seeds that agree: the seed draws change nothing
+    same = stats.seed_cluster_bootstrap_diffs(np.c_[a0, a0], b, clusters, 400, 3)
+    assert np.allclose(same, one)
+    # two seeds that disagree (one all-safe, one all-unsafe): the CI must cover the seed spread
+    split = stats.seed_cluster_bootstrap_diffs(np.c_[np.zeros(60), np.ones(60)], b, clusters, 400, 3)
+    lo, hi = stats.percentile_ci(split)
+    cond = stats.percentile_ci(stats.cluster_bootstrap_means(0.5 - b, clusters, 400, 3))
+    assert (hi - lo) > 2 * (cond[1] - cond[0])
+    assert lo <= -b.mean() + 0.05 and hi >= 1 - b.mean() - 0.05  # both seeds' values inside
+
+
 def test_holm_and_bootstrap_p():
     assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert np.isnan(stats.holm([np.nan, 0.01])[0])

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from srg import evaluation, synthesis
+from srg.claims import Claim
 from srg.judges import judge_responses
 from srg.reasoning import ReasoningFormat, final_answer, parse
 
@@ -319,3 +320,25 @@ def test_pooled_claims_cluster_by_source_prompt():
     assert claims["C3.ood"].verdict == "supported"
     unclustered = _c3(unsafe, refusal)
     assert unclustered["C3.ood"].n_clusters == 24  # without source ids every row is its own cluster
+
+
+def test_seed_replicates_enter_c3_with_their_spread():
+    """RT with two seeds (one refuses everything, one nothing) vs SRG that refuses everything: the
+    statistic is the seed mean, each seed is listed, and the CI redraws the seeds, so the claim
+    cannot be supported on a seed-sized effect it only shows for one seed."""
+    n = 40
+    idx = [f"p{i}" for i in range(n)]
+    zero, one = pd.Series(0.0, index=idx), pd.Series(1.0, index=idx)
+    rt_two = {
+        "a": pd.concat([zero.rename("rt"), one.rename("rt_seed1")], axis=1),
+        "id": pd.concat([zero, zero], axis=1),
+    }
+    unsafe = {"rt": rt_two, "srg": {"a": zero, "id": zero}}
+    refusal = {"rt": {"o": zero, "h": zero}, "srg": {"o": zero, "h": zero}}
+    c = _c3(unsafe, refusal, sets=["a"])["C3.a"]
+    assert c.value == pytest.approx(-0.5) and c.n_seeds == 2
+    assert c.per_seed == (0.0, -1.0)
+    assert c.ci[1] >= 0.0 and c.verdict != "supported"  # the seed that shows no effect keeps it open
+    assert "training seeds" in c.test
+    d = c.to_dict()
+    assert d["n_seeds"] == 2 and Claim.from_dict(d).to_dict() == d

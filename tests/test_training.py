@@ -238,3 +238,19 @@ def test_same_seed_same_weights(tmp_path, tiny_model_dir, train_file):
     a, b = weights("a", 0), weights("b", 0)
     assert a == b
     assert weights("c", 1) != a
+
+
+def test_seed_decides_the_lora_init(tmp_path, tiny_model_dir, train_file):
+    """The training seed is set before PEFT wraps the model: seed replicates start from different
+    LoRA A matrices (not only a different data order); one seed gives the same init."""
+    import torch
+
+    def lora_a(seed):
+        trainer, _, _ = training.build_trainer(
+            train_file, tiny_model_dir, tmp_path / f"s{seed}", _fast_cfg(lora=True, lora_r=4, max_steps=1, seed=seed)
+        )
+        return torch.cat([p.detach().flatten() for n, p in trainer.model.named_parameters() if "lora_A" in n])
+
+    a0 = lora_a(0)
+    assert torch.equal(a0, lora_a(0))
+    assert not torch.equal(a0, lora_a(1))

@@ -3,7 +3,8 @@
 
     {"config": <name>, "alpha": a, "primary": {family: id},
      "claims": [{"id", "statement", "statistic", "value", "ci": [lo, hi], "verdict", "evidence",
-                 "primary", "test", "p_value", "p_adjusted", "n_clusters", "margin", "direction"}, ...]}
+                 "primary", "test", "p_value", "p_adjusted", "n_clusters", "margin", "direction",
+                 "n_seeds", "per_seed"}, ...]}
 
 A claim's family is the part of its id before the first dot (C1, C2, ...). Each family has one
 primary endpoint declared in config (``claims.primary``) before any result exists; the others
@@ -41,7 +42,7 @@ __all__ = [
 
 VERDICTS = ("supported", "refuted", "inconclusive")
 _FIELDS = ("id", "statement", "statistic", "value", "ci", "verdict", "evidence")
-_INFERENCE = ("primary", "test", "p_value", "p_adjusted", "n_clusters", "margin", "direction")
+_INFERENCE = ("primary", "test", "p_value", "p_adjusted", "n_clusters", "margin", "direction", "n_seeds", "per_seed")
 
 
 def _num(x: Any, name: str) -> float:
@@ -78,6 +79,8 @@ class Claim:
     n_clusters: int = 0
     margin: float = 0.0
     direction: str = "greater"
+    n_seeds: int = 1  # training seeds of each compared model folded into the CI
+    per_seed: tuple[float, ...] = ()  # the statistic with seed i of each model (when n_seeds > 1)
 
     def __post_init__(self) -> None:
         for name in ("id", "statement", "statistic", "evidence"):
@@ -89,6 +92,8 @@ class Claim:
         for name in ("p_value", "p_adjusted", "margin"):
             object.__setattr__(self, name, _num(getattr(self, name), f"claim {self.id!r}: {name}"))
         object.__setattr__(self, "n_clusters", int(self.n_clusters))
+        object.__setattr__(self, "n_seeds", int(self.n_seeds))
+        object.__setattr__(self, "per_seed", tuple(_num(v, f"claim {self.id!r}: per_seed") for v in self.per_seed))
         object.__setattr__(self, "primary", bool(self.primary))
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim {self.id!r}: verdict {self.verdict!r} not in {VERDICTS}")
@@ -129,6 +134,8 @@ class Claim:
             "n_clusters": self.n_clusters,
             "margin": _finite_or_none(self.margin),
             "direction": self.direction,
+            "n_seeds": self.n_seeds,
+            "per_seed": [_finite_or_none(v) for v in self.per_seed],
         }
 
     @classmethod
@@ -144,7 +151,8 @@ class Claim:
         ci = d["ci"]
         if not isinstance(ci, (list, tuple)):
             raise ValueError(f"claim {d['id']!r}: ci must be a list [lo, hi], got {ci!r}")
-        return cls(**{**d, "ci": tuple(ci)})
+        extra_kw = {"per_seed": tuple(d["per_seed"])} if d.get("per_seed") is not None else {}
+        return cls(**{**d, "ci": tuple(ci), **extra_kw})
 
 
 def verdict_from_ci(lo: float, hi: float, threshold: float = 0.0, direction: str = "greater") -> str:

@@ -91,6 +91,7 @@ def validate(cfg: dict, schema: dict | None = None) -> dict:
     _check_evalsets(full)
     _check_names(full)
     _check_srg(full)
+    _check_seeds(full)
     return full
 
 
@@ -160,6 +161,25 @@ def _guidelines_path(cfg: dict) -> Path:
 def evaluated_models(cfg: dict) -> list[str]:
     """Every model the evaluation covers: ``models`` then each ablation (when srg is a model)."""
     return list(cfg["models"]) + (list(cfg["ablations"]) if "srg" in cfg["models"] else [])
+
+
+def seed_replicas(cfg: dict) -> dict[str, tuple[str, int]]:
+    """Training-seed replicates (config ``seeds``): name ``<model>_seed<s>`` -> (model, seed), for
+    each of ``seeds.models`` this run trains."""
+    return {f"{m}_seed{s}": (m, s) for m in cfg["seeds"]["models"] if m in cfg["models"] for s in cfg["seeds"]["extra"]}
+
+
+def _check_seeds(cfg: dict) -> None:
+    """A replicate's seed differs from its model's own training seed; its name is free."""
+    for name, (m, s) in seed_replicas(cfg).items():
+        own = cfg["rt" if m == "rt" else "srg"]["training"].get("seed", 0)
+        if s == own:
+            raise ConfigError(
+                f"config key 'seeds.extra': seed {s} is already {m}'s own training seed "
+                f"('{'rt' if m == 'rt' else 'srg'}.training.seed'); list the other seeds only"
+            )
+        if name in cfg["ablations"] or name in cfg["models"]:
+            raise ConfigError(f"config key 'seeds': replicate name {name!r} is taken by a model or an ablation")
 
 
 def _check_srg(cfg: dict) -> None:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from srg.bon import bootstrap_mean_ci
 from srg.claims import Claim, verdict_from_ci
-from srg.stats import bootstrap_p, cluster_bootstrap_means, cluster_codes, percentile_ci, sign_flip_p
+from srg.stats import bootstrap_p, cluster_codes, percentile_ci, seed_cluster_bootstrap_diffs, sign_flip_p
 
 METRIC_COLUMNS = ["model", "evalset", "metric", "value", "ci_low", "ci_high", "n"]
 OUTCOME_RATES = ("refusal", "degenerate", "off_topic", "empty")
@@ -88,8 +88,8 @@ def set_metrics(
 
 
 def paired_diff(
-    a: pd.Series,
-    b: pd.Series,
+    a: pd.Series | pd.DataFrame,
+    b: pd.Series | pd.DataFrame,
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
@@ -100,18 +100,29 @@ def paired_diff(
     """Mean of (a - b) over the prompts both have, a cluster-bootstrap CI (clusters: source
     prompt per prompt id; default each prompt its own), and a one-sided p-value for
     "mean (a - b) <direction> margin": exact cluster sign-flip test when the margin is 0,
-    the cluster bootstrap's p otherwise."""
+    the cluster bootstrap's p otherwise.
+
+    A DataFrame holds one column per training seed of that model: the statistic is the mean
+    over seeds, the CI also redraws seeds (``srg.stats.seed_cluster_bootstrap_diffs``), the
+    sign-flip test is on the seed-averaged differences (conditional on the seeds run), and
+    ``per_seed`` gives the statistic with seed i of each model."""
     common = a.index.intersection(b.index)
     if len(common) == 0:
         raise ValueError("the two models share no prompts")
-    d = a.loc[common].to_numpy(float) - b.loc[common].to_numpy(float)
+    A = a.loc[common].to_numpy(float).reshape(len(common), -1)
+    B = b.loc[common].to_numpy(float).reshape(len(common), -1)
+    d = A.mean(axis=1) - B.mean(axis=1)
     cl = clusters.loc[common].to_numpy(str) if clusters is not None else np.asarray(common, dtype=str)
-    reps = cluster_bootstrap_means(d, cl, n_boot, seed)
+    reps = seed_cluster_bootstrap_diffs(A, B, cl, n_boot, seed)
     lo, hi = percentile_ci(reps, ci)
+    seeds = max(A.shape[1], B.shape[1])
     if margin == 0:
         p, test = sign_flip_p(d, cl, direction), "sign_flip_exact (McNemar exact per prompt; clusters = source prompts)"
     else:
         p, test = bootstrap_p(reps, margin, direction), "cluster_bootstrap"
+    if seeds > 1:
+        test += f"; CI redraws {A.shape[1]} x {B.shape[1]} training seeds"
+    per_seed = [float((A[:, i % A.shape[1]] - B[:, i % B.shape[1]]).mean()) for i in range(seeds)] if seeds > 1 else []
     return {
         "value": float(d.mean()),
         "ci": (lo, hi),
@@ -119,11 +130,13 @@ def paired_diff(
         "n_clusters": cluster_codes(cl)[1],
         "p": p,
         "test": test,
+        "n_seeds": seeds,
+        "per_seed": per_seed,
     }
 
 
-def pooled(series: dict[str, pd.Series]) -> pd.Series:
-    """Concatenate per-set series into one, prompt ids prefixed by the set name."""
+def pooled(series: dict[str, pd.Series | pd.DataFrame]) -> pd.Series | pd.DataFrame:
+    """Concatenate per-set series (or per-seed frames) into one, prompt ids prefixed by the set name."""
     return pd.concat([s.rename(lambda i, k=k: f"{k}:{i}") for k, s in series.items()]).sort_index()
 
 
@@ -141,6 +154,8 @@ def _claim(cid: str, statement: str, statistic: str, d: dict, margin: float, dir
         n_clusters=d["n_clusters"],
         margin=margin,
         direction=direction,
+        n_seeds=d.get("n_seeds", 1),
+        per_seed=tuple(d.get("per_seed", ())),
     )
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "cluster_codes",
     "cluster_weights",
     "cluster_bootstrap_means",
+    "seed_cluster_bootstrap_diffs",
     "percentile_ci",
     "sign_flip_p",
     "bootstrap_p",
@@ -50,6 +51,33 @@ def cluster_bootstrap_means(values: np.ndarray, clusters: Sequence, n_boot: int 
         raise ValueError(f"{v.shape[0]} values but {w.shape[1]} cluster labels")
     total = w.sum(axis=1)
     return (w @ v) / (total[:, None] if v.ndim == 2 else total)
+
+
+def seed_cluster_bootstrap_diffs(
+    a: np.ndarray, b: np.ndarray, clusters: Sequence, n_boot: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """Replicates of mean over prompts of (a's seed mean - b's seed mean), where ``a`` (n, Sa) and
+    ``b`` (n, Sb) hold one column per training seed. Each replicate redraws the seeds of each
+    model with replacement (the training-run spread) and the source clusters (the prompt spread,
+    the same draws as ``cluster_bootstrap_means``). One seed each: exactly the cluster bootstrap."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = (x[:, None] if x.ndim == 1 else x for x in (a, b))
+    if a.shape[1] == 1 and b.shape[1] == 1:
+        return cluster_bootstrap_means(a[:, 0] - b[:, 0], clusters, n_boot, seed)
+    w = cluster_weights(clusters, n_boot, seed)
+    if w.shape[1] != a.shape[0] or a.shape[0] != b.shape[0]:
+        raise ValueError(f"{a.shape[0]} / {b.shape[0]} rows but {w.shape[1]} cluster labels")
+    rng = np.random.default_rng([seed, 1])
+
+    def seed_means(x: np.ndarray) -> np.ndarray:  # (n_boot, n): mean of resampled seed columns
+        s = x.shape[1]
+        draws = rng.integers(0, s, size=(n_boot, s))
+        m = np.zeros((n_boot, s))
+        np.add.at(m, (np.arange(n_boot)[:, None], draws), 1.0 / s)
+        return m @ x.T
+
+    d = seed_means(a) - seed_means(b)
+    return (w * d).sum(axis=1) / w.sum(axis=1)
 
 
 def percentile_ci(reps: np.ndarray, ci: float = 0.95) -> tuple[float, float]:

@@ -235,8 +235,10 @@ def build_trainer(
     dataset = load_sft_dataset(train_jsonl)
 
     from peft import LoraConfig
+    from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
+    set_seed(cfg.seed)  # before PEFT wraps the model: the seed decides the LoRA init, not only the data order
     model, tokenizer = _load_model_and_tokenizer(base_model_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     args = SFTConfig(

@@ -149,6 +149,48 @@ def length_buckets(lengths: Sequence[int], max_rows: int, ratio: float = 0.0) ->
     return batches
 
 
+NUCLEUS_PREFILTER = 256  # top-k candidates the nucleus is looked for in (exact; full sort if wider)
+
+
+def _full_sort_nucleus(scores, top_p: float):
+    """Nucleus probabilities by sorting the whole vocabulary (the reference; the wide-nucleus path)."""
+    import torch
+
+    sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+    probs = sorted_scores.softmax(-1)
+    outside = probs.cumsum(-1) - probs >= top_p  # tokens after the nucleus is full
+    sorted_scores = sorted_scores.masked_fill(outside, float("-inf"))
+    return torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores).softmax(-1)
+
+
+def _topk_nucleus(scores, top_p: float, prefilter: int):
+    """The nucleus inside the top ``prefilter`` tokens: (token ids, renormalised probs, whether
+    the nucleus of each row ends inside them). Probabilities use the full softmax normaliser, so
+    a covered row's kept set and probabilities are those of the full sort."""
+    import torch
+
+    k = min(prefilter, scores.shape[-1])
+    vals, idx = torch.topk(scores, k, dim=-1)  # sorted, descending
+    probs = (vals - torch.logsumexp(scores, -1, keepdim=True)).exp()
+    keep = probs.cumsum(-1) - probs < top_p
+    covered = probs.sum(-1) >= top_p
+    kept = probs * keep
+    return idx, kept / kept.sum(-1, keepdim=True), covered
+
+
+def nucleus_probs(scores, top_p: float, prefilter: int = NUCLEUS_PREFILTER):
+    """Dense nucleus (top-p) probabilities of ``scores`` (rows x vocab): top-k prefilter, the full
+    sort only for rows whose nucleus is wider than ``prefilter`` tokens."""
+    import torch
+
+    idx, p, covered = _topk_nucleus(scores, top_p, prefilter)
+    out = torch.zeros_like(scores).scatter(-1, idx, p)
+    if not bool(covered.all()):
+        rows = (~covered).nonzero()[:, 0]
+        out[rows] = _full_sort_nucleus(scores[rows], top_p)
+    return out
+
+
 def pick_tokens(logits, params: SamplingParams):
     """Next token per row: argmax (greedy), else temperature, top-k and top-p (nucleus) sampling."""
     import torch
@@ -160,9 +202,8 @@ def pick_tokens(logits, params: SamplingParams):
         kth = torch.topk(scores, params.top_k, dim=-1).values[:, -1:]
         scores = scores.masked_fill(scores < kth, float("-inf"))
     if params.top_p < 1.0:
-        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
-        probs = sorted_scores.softmax(-1)
-        outside = probs.cumsum(-1) - probs >= params.top_p  # tokens after the nucleus is full
-        sorted_scores = sorted_scores.masked_fill(outside, float("-inf"))
-        scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
+        idx, p, covered = _topk_nucleus(scores, params.top_p, NUCLEUS_PREFILTER)
+        if bool(covered.all()):  # the common case: sample among the prefiltered tokens
+            return idx.gather(-1, torch.multinomial(p, 1))[:, 0]
+        return torch.multinomial(nucleus_probs(scores, params.top_p), 1)[:, 0]
     return torch.multinomial(scores.softmax(-1), 1)[:, 0]
