@@ -124,7 +124,7 @@ refusals.reindex([m for m in models if m in refusals.index]).round(2)
 
 # %%
 def with_seeds(per_model: dict, model: str) -> dict:
-    """Per eval set: one column per training seed of ``model`` (its replicates), prompts in common."""
+    """Per eval set: one column per training seed of ``model`` (itself and its replicates), prompts in common."""
     names = [model, *seed_replicas.get(model, [])]
     return {
         e: pd.concat([per_model[n][e].rename(n) for n in names], axis=1, join="inner")
@@ -279,9 +279,7 @@ for other, path in agreement.items():
 claims = []
 evidence = evidence_path(main_csv, R)
 # seed-replicated models enter the claims with one column per training seed
-unsafe_s = {m: with_seeds(unsafe, m) if seed_replicas.get(m) else unsafe[m] for m in models}
-refusal_s = {m: with_seeds(refusal, m) if seed_replicas.get(m) else refusal[m] for m in models}
-helpful_s = {m: with_seeds(helpful, m) if seed_replicas.get(m) else helpful[m] for m in models}
+unsafe_s, refusal_s, helpful_s = ({m: with_seeds(x, m) for m in models} for x in (unsafe, refusal, helpful))
 if "srg" in models and "rt" in models:
     claims += evaluation.c3_claims(
         unsafe_s,

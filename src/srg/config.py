@@ -172,11 +172,11 @@ def seed_replicas(cfg: dict) -> dict[str, tuple[str, int]]:
 def _check_seeds(cfg: dict) -> None:
     """A replicate's seed differs from its model's own training seed; its name is free."""
     for name, (m, s) in seed_replicas(cfg).items():
-        own = cfg["rt" if m == "rt" else "srg"]["training"].get("seed", 0)
-        if s == own:
+        section = "rt" if m == "rt" else "srg"
+        if s == cfg[section]["training"].get("seed", 0):
             raise ConfigError(
                 f"config key 'seeds.extra': seed {s} is already {m}'s own training seed "
-                f"('{'rt' if m == 'rt' else 'srg'}.training.seed'); list the other seeds only"
+                f"('{section}.training.seed'); list the other seeds only"
             )
         if name in cfg["ablations"] or name in cfg["models"]:
             raise ConfigError(f"config key 'seeds': replicate name {name!r} is taken by a model or an ablation")

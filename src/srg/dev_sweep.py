@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     points = json.loads(Path(a.out).read_text())["points"] if a.append and Path(a.out).exists() else []
+    fmt = None if a.method == "rt" else ReasoningFormat(**json.loads(a.reasoning))
     for lr, epochs in json.loads(a.grid):
-        fmt = None if a.method == "rt" else ReasoningFormat(**json.loads(a.reasoning))
         p = sweep_point(
             Path(a.results),
             a.base_model,

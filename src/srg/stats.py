@@ -67,16 +67,12 @@ def seed_cluster_bootstrap_diffs(
     w = cluster_weights(clusters, n_boot, seed)
     if w.shape[1] != a.shape[0] or a.shape[0] != b.shape[0]:
         raise ValueError(f"{a.shape[0]} / {b.shape[0]} rows but {w.shape[1]} cluster labels")
-    rng = np.random.default_rng([seed, 1])
+    from srg.bon import bootstrap_weights
 
-    def seed_means(x: np.ndarray) -> np.ndarray:  # (n_boot, n): mean of resampled seed columns
-        s = x.shape[1]
-        draws = rng.integers(0, s, size=(n_boot, s))
-        m = np.zeros((n_boot, s))
-        np.add.at(m, (np.arange(n_boot)[:, None], draws), 1.0 / s)
-        return m @ x.T
+    def seed_means(x: np.ndarray, stream: int) -> np.ndarray:  # (n_boot, n): mean of redrawn seed columns
+        return bootstrap_weights(x.shape[1], n_boot, seed + stream) @ x.T / x.shape[1]
 
-    d = seed_means(a) - seed_means(b)
+    d = seed_means(a, 1) - seed_means(b, 2)  # independent seed draws for the two models
     return (w * d).sum(axis=1) / w.sum(axis=1)
 
 
