@@ -147,7 +147,8 @@ def test_smoke_outputs(smoke_run):
     assert not (r / "generations/srg/pasttense.sample.jsonl").exists()
     main = pd.read_csv(r / "tables/main.csv")
     assert list(main.columns) == ["model", "evalset", "metric", "value", "ci_low", "ci_high", "n"]
-    assert {"base", "rt", "srg", "srg_no_cd", "srg_minus_framing"} == set(main["model"])
+    # every evaluated model, and the seed replicate with its own rows (config seeds)
+    assert {"base", "rt", "srg", "srg_no_cd", "srg_minus_framing", "rt_seed1"} == set(main["model"])
     assert {
         "asr_compliance",
         "asr_nonrefusal",
