@@ -1,0 +1,128 @@
+"""The other benchmark scripts: vs_hf_generate (tiny shapes), dag_times' log timeline and critical
+path, tweak_rerun's dry-run parsing and downstream-only predicates."""
+
+import importlib.util
+import json
+import sys
+
+import pytest
+from conftest import REPO
+
+
+def _load(name: str):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+LOG = """Provided cores: 2
+[Thu Dec  3 13:00:00 2026]
+localrule prompts:
+    input: a.txt
+    output: results/prompts/x.jsonl
+    jobid: 1
+[Thu Dec  3 13:00:10 2026]
+Finished jobid: 1 (Rule: prompts)
+[Thu Dec  3 13:00:10 2026]
+localrule train:
+    input: results/prompts/x.jsonl
+    output: results/models/rt/merged
+    jobid: 2
+    threads: 2
+[Thu Dec  3 13:00:10 2026]
+localrule judge_calibration:
+    input: b.txt
+    output: results/judges/cal.json
+    jobid: 3
+[Thu Dec  3 13:00:15 2026]
+Finished jobid: 3 (Rule: judge_calibration)
+[Thu Dec  3 13:01:10 2026]
+Finished jobid: 2 (Rule: train)
+[Thu Dec  3 13:01:10 2026]
+localrule generate:
+    input: results/prompts/x.jsonl, results/models/rt/merged/model.safetensors
+    output: results/generations/rt/x.greedy.jsonl
+    jobid: 4
+    wildcards: model=rt, evalset=x, mode=greedy
+[Thu Dec  3 13:01:30 2026]
+Finished jobid: 4 (Rule: generate)
+"""
+
+
+def test_dag_times_critical_path_follows_file_dependencies(tmp_path):
+    dt = _load("dag_times")
+    log = tmp_path / "run.snakemake.log"
+    log.write_text(LOG)
+    jobs = dt.parse_log(log)
+    assert {j["rule"] for j in jobs} == {"prompts", "train", "judge_calibration", "generate"}
+    run = dt.timeline(jobs, dt.cores_of(log))
+    assert run["dag_wall_s"] == 90
+    # prompts 10 s -> train 60 s -> generate 20 s (a file inside the train job's output directory)
+    assert [p["rule"] for p in run["critical_path"]] == ["prompts", "train", "generate"]
+    assert run["critical_path_s"] == 90
+    # busy core-seconds: 10 + 60 x 2 + 5 + 20 = 155 of 90 x 2
+    assert run["busy_core_share"] == pytest.approx(155 / 180, abs=1e-3)
+    assert dt.newest_log(tmp_path) is None  # no .snakemake/log under tmp_path
+
+
+def test_tweak_rerun_parses_dry_runs_and_checks_downstream():
+    tr = _load("tweak_rerun")
+    text = (
+        "rule judge:\n    input: x\n    wildcards: model=rt, evalset=caesar, mode=sample\n"
+        "localrule evaluation:\n    input: y\n"
+        "rule train:\n    wildcards: method=rt\n"
+    )
+    jobs = tr.dry_run_jobs(text)
+    assert [j["rule"] for j in jobs] == ["judge", "evaluation", "train"]
+    judge, evaluation, train = jobs
+    assert tr.allowed_judge(judge) and tr.allowed_judge(evaluation) and not tr.allowed_judge(train)
+    assert tr.allowed_attack(judge) and not tr.allowed_attack(train)
+    assert tr.allowed_bon(judge)  # a sampling judgement
+    assert not tr.allowed_bon({"rule": "generate", "wildcards": "model=rt, evalset=caesar, mode=greedy"})
+    cfg = {"bon": {"n": 8, "top_p": 0.9}}
+    tr.set_key(cfg, "bon.n", 4)
+    tr.set_key(cfg, "evalsets.caesar.options.shift", 5)
+    assert cfg == {"bon": {"n": 4, "top_p": 0.9}, "evalsets": {"caesar": {"options": {"shift": 5}}}}
+
+
+def test_vs_hf_generate_tiny(resources, model_dir, tmp_path):
+    bench = _load("vs_hf_generate")
+    out = tmp_path / "vs.json"
+    res = bench.main(
+        [
+            "--out",
+            str(out),
+            "--greedy-prompts",
+            "3",
+            "--sample-prompts",
+            "2",
+            "--plain-tokens",
+            "4",
+            "--reasoning-tokens",
+            "6",
+            "--n",
+            "2",
+            "--batch-size",
+            "4",
+            "--threads",
+            "1",
+            "--resources",
+            str(resources),
+            "--model",
+            str(model_dir),
+        ]
+    )
+    assert json.loads(out.read_text()) == res
+    assert set(res["shapes"]) == {"greedy_plain", "greedy_reasoning", "bon_plain", "bon_reasoning"}
+    g = res["shapes"]["greedy_plain"]
+    # greedy: the backend and HF generate decode the same tokens
+    assert g["backend"]["tokens"] == g["hf_generate"]["tokens"]
+    assert g["ceiling"]["tokens"] == 3 * 4  # every row, every step, no EOS
+    b = res["shapes"]["bon_reasoning"]
+    assert b["rows"] == 4 and b["ceiling"]["tokens"] == 4 * 6
+    for s in res["shapes"].values():
+        assert s["speedup_vs_hf_generate"] == pytest.approx(
+            s["backend"]["tokens_per_s"] / s["hf_generate"]["tokens_per_s"], rel=0.02
+        )
