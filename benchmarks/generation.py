@@ -121,8 +121,9 @@ def decode_slots(comps: list, batch_sizes: list[int], max_new: int) -> dict:
     }
 
 
-def forward_ceiling(model, batches, pad: int, max_new: int) -> dict:
-    """Prefill each batch once, then ``max_new`` cached single-token steps feeding the argmax.
+def forward_ceiling(model, batches, pad: int, max_new: int, n: int = 1) -> dict:
+    """Prefill each batch once (its cache repeated ``n`` times for n samples per prompt), then
+    ``max_new`` cached single-token steps for every row, feeding the argmax.
 
     No EOS handling, logits processors or stopping criteria: the cost of the forward passes alone.
     """
@@ -139,9 +140,12 @@ def forward_ceiling(model, batches, pad: int, max_new: int) -> dict:
             out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
             cache = out.past_key_values
             nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
+            last = pos[:, -1:]
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+                mask, last, nxt = (x.repeat_interleave(n, 0) for x in (mask, last, nxt))
             t1 = time.perf_counter()
             prefill_s += t1 - t0
-            last = pos[:, -1:]
             for _ in range(max_new):
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
                 last = last + 1
@@ -153,7 +157,7 @@ def forward_ceiling(model, batches, pad: int, max_new: int) -> dict:
             t2 = time.perf_counter()
             decode_s += t2 - t1
             per_step.append((t2 - t1) / max_new)
-            tokens += len(batch) * max_new
+            tokens += len(batch) * n * max_new
     return {
         "prefill_s": prefill_s,
         "decode_s": decode_s,

@@ -37,6 +37,7 @@ from generation import (  # noqa: E402  (benchmarks/ is a folder of scripts, not
     batches_like_backend,
     benign_prompts,
     ensure_model,
+    forward_ceiling,
     loadavg,
     phase,
     rate,
@@ -112,36 +113,6 @@ def hf_generate(model, tok, batches, shape: dict, temperature: float, top_p: flo
     return {"tokens": tokens, "wall_s": time.perf_counter() - t0}
 
 
-def ceiling(model, tok, batches, n: int, max_new: int) -> dict:
-    """Prefill each batch, repeat the cache n times, then ``max_new`` cached argmax steps per row."""
-    import torch
-
-    from srg.models import left_pad
-
-    tokens = 0
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for batch in batches:
-            ids, mask = left_pad(batch, tok.pad_token_id)
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-            cache, last = out.past_key_values, pos[:, -1:]
-            nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
-            if n > 1:
-                cache.batch_repeat_interleave(n)
-                mask, last, nxt = (x.repeat_interleave(n, 0) for x in (mask, last, nxt))
-            for _ in range(max_new):
-                mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-                last = last + 1
-                out = model(
-                    input_ids=nxt, attention_mask=mask, position_ids=last, past_key_values=cache, use_cache=True
-                )
-                cache = out.past_key_values
-                nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
-            tokens += len(batch) * n * max_new
-    return {"tokens": tokens, "wall_s": time.perf_counter() - t0}
-
-
 def run_shape(name: str, shape: dict, backend, texts: list[str], a, threads: int) -> dict:
     from srg.backends import Request, SamplingParams
 
@@ -165,7 +136,9 @@ def run_shape(name: str, shape: dict, backend, texts: list[str], a, threads: int
     with phase(f"{name}.hf_generate", threads):
         hf = hf_generate(backend.model, backend.tokenizer, batches, shape, a.temperature, a.top_p, a.seed)
     with phase(f"{name}.ceiling", threads):
-        ceil = ceiling(backend.model, backend.tokenizer, batches, n, shape["max_new_tokens"])
+        t0 = time.perf_counter()
+        ceil = forward_ceiling(backend.model, batches, backend.tokenizer.pad_token_id, shape["max_new_tokens"], n)
+        ceil["wall_s"] = time.perf_counter() - t0
     b_tps, hf_tps, c_tps = (
         rate(b_tokens, b_wall),
         rate(hf["tokens"], hf["wall_s"]),
