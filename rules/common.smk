@@ -183,6 +183,11 @@ def job_threads():
     return CFG["generation"]["threads"] or workflow.cores
 
 
+def train_threads():
+    """Threads of one training job: compute.train_threads, or every core when it is 0."""
+    return CFG["compute"]["train_threads"] or workflow.cores
+
+
 # Prefix for shell commands of model jobs: torch/OpenMP use exactly the rule's threads.
 THREADS_ENV = "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
 

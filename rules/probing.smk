@@ -5,19 +5,19 @@
 
 
 rule hidden_states:
-    """Last-token and mean-pooled hidden states (every layer, float16) of one prompt set."""
+    """Last-token and mean-pooled hidden states (every layer, float16) of every probing set, for one
+    model: one process loads the model once (the fixed cost of a job was most of a one-set job)."""
     input:
-        prompts=evalset_file,
+        prompts=[prompt_file(s) for s in probing_sets()],
         model=model_input,
     output:
-        hidden_file("{model}", "{evalset}"),
+        [hidden_file("{model}", s) for s in probing_sets()],
     log:
-        f"{RESULTS}/logs/hidden_states/{{model}}/{{evalset}}.log",
+        f"{RESULTS}/logs/hidden_states/{{model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/hidden_states/{{model}}/{{evalset}}.tsv"
+        f"{RESULTS}/benchmarks/hidden_states/{{model}}.tsv"
     wildcard_constraints:
         model="[A-Za-z0-9_]+",
-        evalset="|".join(re.escape(s) for s in probing_sets()),
     threads: job_threads()
     resources:
         mem_mb=6000,

@@ -16,6 +16,7 @@ if VARIANTS:
             f"{RESULTS}/benchmarks/teacher_prompts/{{tkey}}.tsv"
         wildcard_constraints:
             tkey="|".join(TEACHER_KEYS),
+        priority: 20
         params:
             p=lambda wc: as_json(
                 {
@@ -45,6 +46,7 @@ if VARIANTS:
             f"{RESULTS}/benchmarks/teacher_generate/{{tkey}}.tsv"
         wildcard_constraints:
             tkey="|".join(TEACHER_KEYS),
+        priority: 20  # on the critical path (teacher -> SRG training -> SRG evaluation): start it first
         threads: job_threads()
         resources:
             mem_mb=6000,
@@ -87,6 +89,7 @@ if VARIANTS:
             f"{RESULTS}/benchmarks/synthesis/{{variant}}.tsv"
         wildcard_constraints:
             variant="|".join(VARIANTS),
+        priority: 20
         params:
             nb=lambda wc: as_json(synthesis_nb_params(wc.variant)),
         shell:

@@ -46,7 +46,7 @@ rule train:
     wildcard_constraints:
         method="|".join(TRAINED),
     priority: 10
-    threads: workflow.cores
+    threads: train_threads()
     resources:
         mem_mb=8000,
         gpu=CFG["compute"]["train_gpus"],

@@ -150,3 +150,25 @@ def test_cli_rejects_unknown_params(tmp_path):
                 json.dumps({"nope": 1}),
             ]
         )
+
+
+def test_cli_several_sets_load_the_model_once(save_tiny_llama, tmp_path, monkeypatch):
+    """One job, several prompt sets: each output equals its own one-set run; the model loads once."""
+    from srg import models
+
+    path = save_tiny_llama(tmp_path / "tiny")
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    write_jsonl(a, recs("hi", "tell me a joke"))
+    write_jsonl(b, recs("hello there", LONG, "x"))
+    params = json.dumps({"dtype": "float32", "batch_size": 2, "shard_size": 2, "threads": 1})
+    hs.main(["--prompts", str(b), "--model-path", str(path), "--out", str(tmp_path / "b1.npz"), "--params", params])
+    loads = []
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    outs = [str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]
+    hs.main(["--prompts", str(a), str(b), "--model-path", str(path), "--out", *outs, "--params", params])
+    assert len(loads) == 1
+    assert list(hs.load_states(outs[0])[0]) == ["p0", "p1"]
+    np.testing.assert_array_equal(hs.load_states(outs[1])[1], hs.load_states(tmp_path / "b1.npz")[1])
+    with pytest.raises(SystemExit):  # outputs must pair up with prompt sets
+        hs.main(["--prompts", str(a), str(b), "--model-path", str(path), "--out", outs[0]])

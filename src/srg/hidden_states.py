@@ -314,13 +314,17 @@ def load_meta(npz: str | Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """One model, one or more prompt sets (``--prompts`` and ``--out`` pair up in order): the model
+    is loaded once for all of them, so a job pays process start, imports and load only once."""
     ap = argparse.ArgumentParser(prog="python -m srg.hidden_states", description=__doc__.splitlines()[0])
-    ap.add_argument("--prompts", required=True, help="prompt set (JSONL records)")
+    ap.add_argument("--prompts", required=True, nargs="+", help="prompt sets (JSONL records)")
     ap.add_argument("--model-path", required=True)
     ap.add_argument("--model", default=None, help="model name for logs and meta")
-    ap.add_argument("--out", required=True, help="output .npz")
+    ap.add_argument("--out", required=True, nargs="+", help="output .npz, one per prompt set")
     ap.add_argument("--params", default="{}", help="JSON: run_extraction keyword arguments")
     args = ap.parse_args(argv)
+    if len(args.prompts) != len(args.out):
+        ap.error(f"{len(args.prompts)} --prompts but {len(args.out)} --out: give one output per prompt set")
     params = json.loads(args.params)
     allowed = {
         "dtype",
@@ -335,7 +339,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(params) - allowed)
     if unknown:
         ap.error(f"unknown --params keys {unknown}; allowed: {sorted(allowed)}")
-    run_extraction(args.prompts, args.model_path, args.out, model_name=args.model, **params)
+    loaded: dict = {}
+    if len(args.prompts) > 1:
+        import torch
+
+        from srg import models
+
+        if params.get("threads"):
+            torch.set_num_threads(params["threads"])
+        loaded = {
+            "model": models.load_model(args.model_path, params.get("dtype", "float32")),
+            "tokenizer": models.load_tokenizer(args.model_path),
+        }
+    for prompts, out in zip(args.prompts, args.out):
+        run_extraction(prompts, args.model_path, out, model_name=args.model, **params, **loaded)
     return 0
 
 
