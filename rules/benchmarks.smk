@@ -4,7 +4,7 @@
 
 rule benchmark_generation:
     input:
-        script=Path(workflow.basedir) / "benchmarks" / "generation.py",
+        script=workdir_relative(Path(workflow.basedir) / "benchmarks" / "generation.py"),
         model=[BASE.path] if BASE.converted_from else [],
     output:
         f"{RESULTS}/benchmarks/generation.json",

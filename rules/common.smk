@@ -1,5 +1,6 @@
 # Shared setup: the validated config, paths, and every helper the stage files use. Stage files
 # (rules/<stage>.smk) hold rules only; what a run builds is final_targets() (rule all).
+import dataclasses
 import json
 import os
 import re
@@ -26,12 +27,25 @@ try:
 except srg_config.ConfigError as exc:
     raise WorkflowError(str(exc))
 
+
+def workdir_relative(path):
+    """``path`` relative to the working directory when it lies inside it, else as given. Recorded
+    inputs and params then name repo files the same way in any clone: a finished run moved with its
+    repository (git clone + a copy of results/) has nothing to rerun."""
+    absolute, cwd = os.path.abspath(path), os.getcwd()
+    if absolute == cwd or absolute.startswith(cwd + os.sep):
+        return os.path.relpath(absolute, cwd)
+    return str(path)
+
+
 RES = str(Path(CFG["paths"]["resources"]))
 RESULTS = str(Path(CFG["paths"]["results"]))
-NOTEBOOKS = Path(workflow.basedir) / "notebooks"
+NOTEBOOKS = Path(workdir_relative(Path(workflow.basedir) / "notebooks"))
 SOURCES = srg_sources.load_sources()
 WHEEL_FILES = {spec["filename"]: name for name, spec in SOURCES["wheels"].items()}
 BASE = base_model_ref(CFG["model"]["base"], RES)
+if Path(BASE.path).is_absolute():  # a local checkpoint (resources/models/...), not a hub id
+    BASE = dataclasses.replace(BASE, path=workdir_relative(BASE.path))
 # model.dtype as this machine runs it ("bfloat16_if_native" -> bfloat16 or float32; provenance records it)
 MODEL_DTYPE = resolve_dtype(CFG["model"]["dtype"])
 PROMPT_SETS = [

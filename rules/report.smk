@@ -106,7 +106,7 @@ rule provenance:
         bench_path("provenance")
     params:
         config=as_json(CFG),
-        repo=workflow.basedir,
+        repo=workdir_relative(workflow.basedir),
     shell:
         "python -m srg.provenance --config-json {params.config:q} --repo {params.repo:q} "
         "--json {output.json} --rst {output.rst} > {log} 2>&1"

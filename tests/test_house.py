@@ -57,3 +57,33 @@ def test_stage_files_hold_rules_only():
         text = smk.read_text()
         assert not re.search(r"^\s*def \w+\(", text, re.M), f"{smk.name} defines a function"
         assert not re.search(r"\.(append|extend)\(", text), f"{smk.name} mutates a list"
+
+
+def test_jobs_name_repo_files_relative_to_the_working_directory(tmp_path, resources):
+    """A run moved with its repository (a clone + a copy of results/) has nothing to rerun: no job's
+    inputs, params or command hold the absolute path of the repository it ran in."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True, check=True)
+    copy = tmp_path / "clone"
+    for rel in tracked.stdout.splitlines():
+        if (REPO / rel).is_file():
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, copy / rel)
+    (copy / "resources").symlink_to(resources)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "-n", "-p", "--forceall", "--nolock", "--cores", "2"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = proc.stdout.split("Building DAG of jobs...", 1)[1]  # after the header (which names the dirs)
+    assert "rule train:" in jobs and "rule notebook_source:" in jobs
+    leaks = sorted({line.strip()[:160] for line in jobs.splitlines() if str(copy) in line})
+    assert not leaks, leaks

@@ -35,7 +35,7 @@ def base_model_ref(name: str, resources: str | Path) -> ModelRef:
     """Resolve ``model.base`` from the config to a ModelRef."""
     known = sources.load_sources()["models"]
     if name in known:
-        return ModelRef(name, str(Path(resources).resolve() / "models" / name), known[name].get("gguf"))
+        return ModelRef(name, str(Path(resources).absolute() / "models" / name), known[name].get("gguf"))
     return ModelRef(name, name)
 
 
