@@ -170,9 +170,23 @@ def judge_spec(name):
     return {"name": name, "options": {k: CFG["judge"][k] for k in JUDGE_KEYS[name] if CFG["judge"][k] is not None}}
 
 
+def generate_priority(wildcards):
+    """10 for generations on the critical path: RT's targets (answer mode) and the base model's dev
+    answers (every training job's gate reference); 0 for the rest."""
+    if wildcards.mode == "answer":
+        return 10
+    return 10 if wildcards.model == "base" and wildcards.mode == "greedy" and wildcards.evalset in DEV_SETS else 0
+
+
 def generation_gpus():
     """GPUs of one generation job (the `gpu` resource): vllm's tensor-parallel size, else 0."""
     return CFG["generation"]["tensor_parallel_size"] if CFG["generation"]["backend"] == "vllm" else 0
+
+
+def train_job_gpus():
+    """GPUs of one training job (the `gpu` resource): compute.train_gpus where the run is on GPUs
+    (vllm generation), else 0. A CPU run that claimed 1 would train one model at a time."""
+    return CFG["compute"]["train_gpus"] if CFG["generation"]["backend"] == "vllm" else 0
 
 
 def model_job_gpus():

@@ -14,7 +14,7 @@ rule generate:
         f"{RESULTS}/benchmarks/generate/{{model}}/{{evalset}}.{{mode}}.tsv"
     wildcard_constraints:
         mode="greedy|sample|answer",
-    priority: lambda wc: 10 if wc.mode == "answer" else 0  # RT targets sit on the critical path
+    priority: generate_priority
     threads: job_threads()
     resources:
         mem_mb=6000,

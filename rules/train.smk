@@ -49,7 +49,7 @@ rule train:
     threads: train_threads()
     resources:
         mem_mb=8000,
-        gpu=CFG["compute"]["train_gpus"],
+        gpu=train_job_gpus(),
     params:
         nb=lambda wc: as_json(
             {
