@@ -14,5 +14,6 @@ rule notebook_source:
         f"{RESULTS}/benchmarks/notebook_source/{{name}}.tsv"
     wildcard_constraints:
         name="|".join(NOTEBOOK_SCRIPTS),
+    priority: 20  # a second; priorities do not reach upstream jobs, and the trainings wait on it
     shell:
         "jupytext --to ipynb --output {output} {input} > {log} 2>&1"
