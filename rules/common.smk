@@ -30,8 +30,8 @@ except srg_config.ConfigError as exc:
 
 def workdir_relative(path):
     """``path`` relative to the working directory when it lies inside it, else as given. Recorded
-    inputs and params then name repo files the same way in any clone: a finished run moved with its
-    repository (git clone + a copy of results/) has nothing to rerun."""
+    inputs and params then name repo files the same way in any clone (a moved run can still be
+    replanned by mtimes and missing metadata; README "Relocation")."""
     absolute, cwd = os.path.abspath(path), os.getcwd()
     if absolute == cwd or absolute.startswith(cwd + os.sep):
         return os.path.relpath(absolute, cwd)
