@@ -68,6 +68,8 @@ def _line_for(req, j):
     header = req.prefill.rsplit("\n", 1)[-1]
     if j == 0 and header == "Framing:":
         return "Framing: again"  # the first sample copies its header; the second is used
+    if j >= 2 and header == "Intent:":  # the second candidate's slice of a shared request
+        return " the user wants baking help"
     return {"Intent:": " the user wants kitchen help", "Framing:": " plainly framed, nothing hidden"}[header]
 
 
@@ -88,7 +90,9 @@ def test_generate_candidates_prefills_stops_and_keeps_the_first_usable_sample():
     # one call per guideline line (every chain batched) + one for the benign answers
     assert len(backend.calls) == 3
     first, second, answers = backend.calls
-    assert first[1].stop == ("\n",) and first[1].n == 2 and first[1].top_k == 0
+    # chain=False: the k candidates of a query share one request (one prefill), k x line_samples samples
+    assert first[1].stop == ("\n",) and first[1].n == 4 and first[1].top_k == 0
+    assert [r.user for r in first[0]] == ["T: bad", "T: cake"]
     assert first[0][0].prefill == "<r>\nIntent:"
     assert second[0][0].prefill == "<r>\nFraming:"  # each line from the query alone (chain=False)
     assert [r.user for r in answers[0]] == ["T: cake", "T: cake"]  # only benign chains get a model answer
@@ -108,6 +112,8 @@ def test_generate_candidates_prefills_stops_and_keeps_the_first_usable_sample():
     assert {x["by"] for x in h["segments"]} == {"scaffold", "model", "rt"}
     assert [x["text"] for x in b["segments"] if x["by"] == "model"][0] == "the user wants kitchen help\n"
     assert line_yield(rows)["framing"]["ok_rate"] == 1.0
+    # candidate 1 of a query reads samples 2-3 of the shared request, candidate 0 samples 0-1
+    assert rows[3]["lines"][0]["text"] == "the user wants baking help" and rows[3]["lines"][1]["samples_tried"] == 1
     chained = ScriptedBackend(_line_for)
     generate_candidates(
         chained,

@@ -166,7 +166,8 @@ def generate_candidates(
 
     ``queries``: RT row id -> the bare query (copy check); ``kinds``: -> harmful | benign;
     ``refusals``: -> the RT refusal (the answer of harmful rows). Each line step is one batched
-    backend call over every (query, candidate) chain with ``line_samples`` samples per chain; the
+    backend call with ``line_samples`` samples per (query, candidate) chain (without ``chain``,
+    one request per query with ``k`` x ``line_samples`` samples, split among its candidates); the
     first usable sample is kept (line-level rejection sampling), else the first sample."""
     chains = [(r, j) for r in records for j in range(settings.k)]
     heads = headers(guidelines, settings.plain_lines)
@@ -174,13 +175,17 @@ def generate_candidates(
     lines: list[list[dict]] = [[] for _ in chains]
     for step, (gid, header) in enumerate(heads):
         # chain: each line sees the candidate's earlier usable lines; else each guideline's line is
-        # written from the query alone (a 135M model copies earlier lines into later ones)
-        reqs = [
-            Request(r["prompt"], None, _prefill(fmt, usable(lines[c]) if settings.chain else []) + header)
-            for c, (r, _) in enumerate(chains)
-        ]
+        # written from the query alone (a 135M model copies earlier lines into later ones), so the
+        # k candidates of a query share one request: one prefill, k x line_samples samples
+        if settings.chain:
+            reqs = [
+                Request(r["prompt"], None, _prefill(fmt, usable(lines[c])) + header) for c, (r, _) in enumerate(chains)
+            ]
+        else:
+            reqs = [Request(r["prompt"], None, _prefill(fmt, []) + header) for r in records]
+        per_request = settings.line_samples * (1 if settings.chain else settings.k)
         params = SamplingParams(
-            n=settings.line_samples,
+            n=per_request,
             greedy=False,
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -190,6 +195,11 @@ def generate_candidates(
             stop=("\n",),
         )
         outs = backend.generate(reqs, params)
+        if not settings.chain:  # chain c = (record c // k, candidate c % k): its slice of the samples
+            ls = settings.line_samples
+            outs = [
+                outs[c // settings.k][(c % settings.k) * ls : (c % settings.k + 1) * ls] for c in range(len(chains))
+            ]
         for c, samples in enumerate(outs):
             r = chains[c][0]
             tried = []
