@@ -1,11 +1,12 @@
-"""Same seed, same bytes: rerun one finished generate job of the DAG and compare its output.
+"""Same seed, same bytes: rerun one finished generate job of the DAG and compare one of its outputs.
 
     python benchmarks/determinism.py --target results/generations/rt/id_eval.greedy.jsonl \
         [--configfile config/X.yaml] [--out results/benchmarks/determinism.json]
 
 Asks Snakemake (dry run, ``--force``) for the exact shell command of the job that made
-``--target``, runs that command again with the output sent to a temporary file, and compares
-the two files byte for byte. The target itself is not touched. Writes JSON: whether the bytes
+``--target`` (a generation job writes every prompt set of one model and mode), runs that command
+again with its outputs sent to a temporary directory, and compares ``--target`` with its rerun
+byte for byte. The target itself is not touched. Writes JSON: whether the bytes
 are identical, both sha256s, the rows that differ, wall time, and the machine (bf16 CPU kernels
 differ between CPU models, so identity is expected on one machine only).
 """
@@ -41,22 +42,33 @@ def job_command(target: str, configfile: str | None, workdir: str) -> str:
     lines = [
         ln.split("Shell command:", 1)[-1].strip()
         for ln in out.splitlines()
-        if "-m srg generate" in ln and f"--out {target}" in ln
+        if "-m srg generate" in ln and target in _outs(ln)
     ]
     if len(lines) != 1:
         raise SystemExit(f"expected one generate command for {target} in the dry run, found {len(lines)}")
     return lines[0]
 
 
+_OUTS = re.compile(r"--out (.+?) --model ")
+
+
+def _outs(command: str) -> list[str]:
+    """The output files of a generate command (``--out A B ... --model``)."""
+    m = _OUTS.search(command)
+    return m.group(1).split() if m else []
+
+
 def rerun(command: str, target: str, workdir: str, tmp: Path) -> tuple[Path, float]:
-    """Run ``command`` with its output (and log) redirected into ``tmp``; return the file and seconds."""
-    out = tmp / Path(target).name
-    command = command.replace(f"--out {target}", f"--out {shlex.quote(str(out))}")
+    """Run ``command`` with its outputs (and log) redirected into ``tmp``; return the rerun of
+    ``target`` and the seconds taken."""
+    outs = _outs(command)
+    moved = " ".join(shlex.quote(str(tmp / f"{i}_{Path(o).name}")) for i, o in enumerate(outs))
+    command = command.replace(f"--out {' '.join(outs)} --model ", f"--out {moved} --model ")
     command = re.sub(r">\s*\S+\s+2>&1\s*$", f"> {shlex.quote(str(tmp / 'rerun.log'))} 2>&1", command)
     t0 = time.perf_counter()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     subprocess.run(["bash", "-c", command], cwd=workdir, check=True, env=env)
-    return out, time.perf_counter() - t0
+    return tmp / f"{outs.index(target)}_{Path(target).name}", time.perf_counter() - t0
 
 
 def compare(a: Path, b: Path) -> dict:

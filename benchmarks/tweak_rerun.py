@@ -48,22 +48,35 @@ def _wc(job: dict) -> dict:
     return dict(kv.split("=", 1) for kv in job["wildcards"].split(", ") if "=" in kv)
 
 
+def _generates(job: dict, evalset: str) -> bool:
+    """A generation job (rule generate_<model>_<mode>) whose outputs include ``evalset``'s file
+    (it reruns, and regenerates only that set's shards: the others are content-keyed and kept)."""
+    return job["rule"].startswith("generate_") and any(
+        Path(o).name.startswith(f"{evalset}.") for o in job.get("output", "").split(", ")
+    )
+
+
 def allowed_judge(job: dict) -> bool:
     # the judge's calibration (and the data overview showing it) follow the judge's settings;
     # PAIR checks each attempt with the judge, so its prompts (and their generations) may follow it
     return (
-        job["rule"] in ANALYSES | {"judge", "judge_calibration", "data_overview"} or _wc(job).get("evalset") == "pair"
+        job["rule"] in ANALYSES | {"judge", "judge_calibration", "data_overview"}
+        or _wc(job).get("evalset") == "pair"
+        or _generates(job, "pair")
     )
 
 
 def allowed_attack(job: dict) -> bool:
     # the truncation counts cover every eval set, caesar's included
-    return job["rule"] in ANALYSES | {"truncation"} or _wc(job).get("evalset") == "caesar"
+    return job["rule"] in ANALYSES | {"truncation"} or _wc(job).get("evalset") == "caesar" or _generates(job, "caesar")
 
 
 def allowed_bon(job: dict) -> bool:
-    w = _wc(job)
-    return job["rule"] in ANALYSES or (job["rule"] in {"generate", "judge"} and w.get("mode") == "sample")
+    return (
+        job["rule"] in ANALYSES
+        or (job["rule"] == "judge" and _wc(job).get("mode") == "sample")
+        or (job["rule"].startswith("generate_") and job["rule"].endswith("_sample"))
+    )
 
 
 # name -> (config key, new value, which jobs may rerun); "noop" changes nothing
@@ -85,16 +98,19 @@ def set_key(cfg: dict, path: str, value) -> None:
 
 _RULE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\S+):$")
 _WILD = re.compile(r"^\s+wildcards: (.*)$")
+_OUTPUT = re.compile(r"^\s+output: (.*)$")
 
 
 def dry_run_jobs(text: str) -> list[dict]:
     jobs, current = [], None
     for line in text.splitlines():
         if m := _RULE.match(line):
-            current = {"rule": m.group(1), "wildcards": ""}
+            current = {"rule": m.group(1), "wildcards": "", "output": ""}
             jobs.append(current)
         elif current is not None and (m := _WILD.match(line)):
             current["wildcards"] = m.group(1)
+        elif current is not None and (m := _OUTPUT.match(line)):
+            current["output"] = m.group(1)
     return jobs
 
 

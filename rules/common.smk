@@ -93,11 +93,15 @@ def model_path(name):
     return f"{RESULTS}/models/{name}/merged"
 
 
-def model_input(wildcards):
+def model_input_of(name):
     """The file dependency of a model: its converted/trained directory, if the DAG makes it."""
-    if wildcards.model == "base":
+    if name == "base":
         return [BASE.path] if BASE.converted_from else []
-    return [model_path(wildcards.model)]
+    return [model_path(name)]
+
+
+def model_input(wildcards):
+    return model_input_of(wildcards.model)
 
 
 def prompt_file(name):
@@ -168,14 +172,6 @@ JUDGE_KEYS = {
 def judge_spec(name):
     """{"name", "options"} of one judge, options taken from the judge section."""
     return {"name": name, "options": {k: CFG["judge"][k] for k in JUDGE_KEYS[name] if CFG["judge"][k] is not None}}
-
-
-def generate_priority(wildcards):
-    """10 for generations on the critical path: RT's targets (answer mode) and the base model's dev
-    answers (every training job's gate reference); 0 for the rest."""
-    if wildcards.mode == "answer":
-        return 10
-    return 10 if wildcards.model == "base" and wildcards.mode == "greedy" and wildcards.evalset in DEV_SETS else 0
 
 
 def generation_gpus():
@@ -519,6 +515,38 @@ def helpfulness_generations(wildcards):
 
 def greedy_pairs():
     return [(m, e) for m in EVAL_MODELS for e in evalsets_of(m)]
+
+
+def generation_file(model, evalset, mode):
+    return f"{RESULTS}/generations/{model}/{evalset}.{mode}.jsonl"
+
+
+def generation_bundles():
+    """One generation job per (model, mode): name -> {model, mode, evalsets, priority}. A job loads
+    the model once for all its prompt sets (a process's imports and model load cost ~10 s, and the
+    DAG ran ~100 one-set jobs); each set keeps its own output file and content-keyed shards.
+    Every generation file some rule reads is in exactly one bundle:
+    - greedy: every evaluated model (and seed replicate) on its eval sets, BoN models on their sets;
+    - sample: BoN models on their sets;
+    - the base model's dev-split answers (every training gate's reference) and RT's benign targets
+      (answer mode) are bundles of their own, at priority 10: the trainings wait on them."""
+    wanted = {(m, e, "greedy") for m in [*EVAL_MODELS, *SEED_REPLICAS] for e in evalsets_of(m)}
+    for m in CFG["bon"]["models"]:
+        wanted |= {(m, e, mode) for e in bon_evalsets(m) for mode in ("greedy", "sample")}
+    wanted |= {("base", e, "greedy") for e in DEV_SETS} | {("base", "train_benign", "answer")}
+    order = {e: i for i, e in enumerate([*DEV_SETS, "train_benign", *ALL_EVALSETS])}
+    bundles = {}
+    for m, e, mode in sorted(wanted, key=lambda t: (t[0], t[2], order[t[1]])):
+        early = m == "base" and (mode == "answer" or e in DEV_SETS)
+        name = f"{m}_{mode}_dev" if early and mode == "greedy" else f"{m}_{mode}"
+        # the longest jobs (reasoning models' budget) start first among the rest: less idle tail
+        priority = 10 if early else 5 if is_reasoning_model(m) else 0
+        b = bundles.setdefault(name, {"model": m, "mode": mode, "evalsets": [], "priority": priority})
+        b["evalsets"].append(e)
+    return bundles
+
+
+GENERATION_BUNDLES = generation_bundles()
 
 
 # --- report -------------------------------------------------------------------------------------

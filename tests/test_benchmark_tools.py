@@ -80,7 +80,14 @@ def test_tweak_rerun_parses_dry_runs_and_checks_downstream():
     assert tr.allowed_judge(judge) and tr.allowed_judge(evaluation) and not tr.allowed_judge(train)
     assert tr.allowed_attack(judge) and not tr.allowed_attack(train)
     assert tr.allowed_bon(judge)  # a sampling judgement
-    assert not tr.allowed_bon({"rule": "generate", "wildcards": "model=rt, evalset=caesar, mode=greedy"})
+    assert not tr.allowed_bon({"rule": "generate_rt_greedy", "wildcards": ""})
+    gen = tr.dry_run_jobs(
+        "rule generate_rt_sample:\n    input: p\n"
+        "    output: results/generations/rt/id_eval.sample.jsonl, results/generations/rt/caesar.sample.jsonl\n"
+        "rule generate_srg_sample:\n    output: results/generations/srg/id_eval.sample.jsonl\n"
+    )
+    assert gen[0]["output"].endswith("caesar.sample.jsonl") and tr.allowed_bon(gen[0]) and tr.allowed_bon(gen[1])
+    assert tr.allowed_attack(gen[0]) and not tr.allowed_attack(gen[1])  # only jobs that generate caesar
     cfg = {"bon": {"n": 8, "top_p": 0.9}}
     tr.set_key(cfg, "bon.n", 4)
     tr.set_key(cfg, "evalsets.caesar.options.shift", 5)

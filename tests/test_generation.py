@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from srg import backends as be_api
@@ -150,7 +152,15 @@ def test_sharded_run_resumes_without_redoing_shards(tmp_path, model_dir, backend
     assert stats["resumed_shards"] == 1 and stats["rows"] == 10
     assert [r["response"] for r in rows[:4]] == ["MARKER"] * 4  # finished shard kept, not regenerated
     assert [(r["prompt_id"], r["sample"]) for r in rows] == [(f"p{i}", j) for i in range(5) for j in range(2)]
-    assert not shards.exists()
+    # the shards stay: a rerun (Snakemake deletes the output first) merges them without generating
+    Path(job.out).unlink()
+
+    class NoBackend:
+        def generate(self, *a, **k):
+            raise AssertionError("a rerun with every shard present must not generate")
+
+    again = g.run_generation(job, backend=NoBackend(), log=lambda *_: None)
+    assert again["resumed_shards"] == 3 and read_jsonl(job.out) == rows
 
 
 def test_shard_key_changes_with_sampling(tmp_path, model_dir):
@@ -208,3 +218,46 @@ def test_topk_prefiltered_nucleus_equals_the_full_sort(top_p):
 def test_finished_rows_report_eos(backend):
     out = backend.generate([be_api.Request("Say only: yes")], be_api.SamplingParams(max_new_tokens=64))[0][0]
     assert out.finished == (out.n_tokens < 64)
+
+
+def test_cli_several_sets_load_the_model_once(save_tiny_llama, tmp_path, monkeypatch):
+    """One generate job, several prompt sets: each output equals its own one-set run, the model
+    loads once, a set whose shards exist loads nothing, and unpaired arguments are refused."""
+    import json
+
+    from srg import cli, models
+
+    path = str(save_tiny_llama(tmp_path / "tiny"))
+    sets = {}
+    for name, n in (("a", 2), ("b", 3)):
+        sets[name] = tmp_path / f"{name}.jsonl"
+        rows = [{"id": f"{name}{i}", "prompt": f"Say {name} {i}.", "meta": {}} for i in range(n)]
+        write_jsonl(sets[name], rows)
+    params = json.dumps(
+        {
+            "backend": "hf",
+            "shard_size": 2,
+            "sampling": {"n": 2, "greedy": False, "max_new_tokens": 4, "seed": 1},
+            "backend_options": {"dtype": "float32", "batch_size": 4},
+        }
+    )
+    common = ["--model", "m", "--model-path", path, "--mode", "sample", "--params", params]
+    cli.main(["generate", "--prompts", str(sets["b"]), "--out", str(tmp_path / "b1.jsonl"), "--evalset", "b", *common])
+    loads = []
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    outs = [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
+    argv = ["generate", "--prompts", str(sets["a"]), str(sets["b"]), "--out", *outs, "--evalset", "a", "b", *common]
+    cli.main(argv)
+    assert len(loads) == 1
+    assert [r["prompt_id"] for r in read_jsonl(outs[0])] == ["a0", "a0", "a1", "a1"]
+    assert read_jsonl(outs[1]) == [{**r, "evalset": "b"} for r in read_jsonl(tmp_path / "b1.jsonl")]
+    with pytest.raises(SystemExit, match="must pair up"):
+        cli.main(["generate", "--prompts", str(sets["a"]), str(sets["b"]), "--out", outs[0], "--evalset", "a", *common])
+    with pytest.raises(ValueError, match="share model path"):
+        g.run_generations(
+            [
+                g.GenerationJob(str(sets["a"]), outs[0], path, "m", "a", "greedy", be_api.SamplingParams()),
+                g.GenerationJob(str(sets["b"]), outs[1], path + "x", "m", "b", "greedy", be_api.SamplingParams()),
+            ]
+        )

@@ -103,8 +103,8 @@ def test_generation_and_attack_params_build_their_backends(commands, fake_vllm, 
     from srg.cli import _chat_fn
 
     monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY["OPENAI_API_KEY"])
-    gens = commands["generate"]
-    assert gens
+    gens = [argv for rule, jobs in commands.items() if rule.startswith("generate_") for argv in jobs]
+    assert gens and "generate_rt_sample" in commands  # one job per (model, mode)
     for argv in gens:
         p = _arg(argv, "--params")
         assert p["backend"] == "vllm"

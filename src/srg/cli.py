@@ -60,26 +60,33 @@ def cmd_calibrate(a) -> None:
 
 
 def cmd_generate(a) -> None:
+    """One model, one decoding mode, one or more prompt sets (``--prompts``, ``--out`` and
+    ``--evalset`` pair up): one process, one model load (srg.generation.run_generations)."""
     from srg.backends import SamplingParams
-    from srg.generation import GenerationJob, run_generation
+    from srg.generation import GenerationJob, run_generations
 
+    if not len(a.prompts) == len(a.out) == len(a.evalset):
+        raise SystemExit(
+            f"generate: --prompts ({len(a.prompts)}), --out ({len(a.out)}) and --evalset ({len(a.evalset)}) "
+            "must pair up one to one"
+        )
     p = json.loads(a.params)
-    job = GenerationJob(
-        prompts=a.prompts,
-        out=a.out,
-        model_path=a.model_path,
-        model_name=a.model,
-        evalset=a.evalset,
-        mode=a.mode,
-        sampling=SamplingParams(**p["sampling"]),
-        backend=p["backend"],
-        backend_options=p.get("backend_options", {}),
-        shard_size=p["shard_size"],
-    )
-    stats = run_generation(job)
-    print(json.dumps(stats))
-    if a.stats:
-        write_json(a.stats, stats)
+    jobs = [
+        GenerationJob(
+            prompts=prompts,
+            out=out,
+            model_path=a.model_path,
+            model_name=a.model,
+            evalset=evalset,
+            mode=a.mode,
+            sampling=SamplingParams(**p["sampling"]),
+            backend=p["backend"],
+            backend_options=p.get("backend_options", {}),
+            shard_size=p["shard_size"],
+        )
+        for prompts, out, evalset in zip(a.prompts, a.out, a.evalset)
+    ]
+    print(json.dumps(dict(zip(a.evalset, run_generations(jobs)))))
 
 
 def cmd_judge(a) -> None:
@@ -312,10 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_calibrate)
 
-    s = sub.add_parser("generate", help="sharded, resumable generation")
-    for k in ("prompts", "out", "model", "model-path", "evalset", "mode", "params"):
+    s = sub.add_parser("generate", help="sharded, resumable generation (one model, one mode, 1+ prompt sets)")
+    for k in ("prompts", "out", "evalset"):
+        s.add_argument(f"--{k}", required=True, nargs="+")
+    for k in ("model", "model-path", "mode", "params"):
         s.add_argument(f"--{k}", required=True)
-    s.add_argument("--stats")
     s.set_defaults(fn=cmd_generate)
 
     s = sub.add_parser("judge", help="judge generations")

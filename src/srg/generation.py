@@ -1,12 +1,12 @@
 """Sharded, resumable generation runs: one (model, prompt set, decoding mode) job written as
-JSONL shards under a content key, then merged. Decoding itself is a backend's job
-(``srg.backends``)."""
+JSONL shards under a content key, then merged; several such runs of one model share one loaded
+backend (:func:`run_generations`). Decoding itself is a backend's job (``srg.backends``)."""
 
 from __future__ import annotations
 
 import math
-import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,7 +57,8 @@ def shard_dir(job: GenerationJob) -> Path:
 
 
 def run_generation(job: GenerationJob, backend: Backend | None = None, log=print) -> dict:
-    """Generate every missing shard, then merge into ``job.out``. Returns run statistics."""
+    """Generate every missing shard, then merge into ``job.out`` (the shards are kept, under their
+    content key, for the next run). Returns run statistics."""
     from tqdm.auto import tqdm
 
     records = read_jsonl(job.prompts)
@@ -105,7 +106,8 @@ def run_generation(job: GenerationJob, backend: Backend | None = None, log=print
         bar.close()
     merged = [row for i in range(n_shards) for row in read_jsonl(shards / f"{i:05d}.jsonl")]
     write_jsonl(job.out, merged)
-    shutil.rmtree(shards)
+    # the shards stay (small, content-keyed): when a multi-set job reruns because one of its sets
+    # changed, every unchanged set is merged again from them without generating
     wall = time.perf_counter() - t0
     return {
         "rows": len(merged),
@@ -114,3 +116,28 @@ def run_generation(job: GenerationJob, backend: Backend | None = None, log=print
         "tokens_per_s": round(n_tokens / wall, 1) if todo and wall > 0 else None,
         "resumed_shards": n_shards - len(todo),
     }
+
+
+def run_generations(jobs: Sequence[GenerationJob], log=print) -> list[dict]:
+    """Run several jobs of one model and backend in one process: the backend (model load, and
+    the process's imports before it) is built once, on the first job with a missing shard, and
+    shared; each job keeps its own content-keyed shards and output, so a changed prompt set
+    regenerates only its own shards."""
+    if not jobs:
+        return []
+    first = jobs[0]
+    for j in jobs[1:]:
+        if (j.model_path, j.backend, j.backend_options) != (first.model_path, first.backend, first.backend_options):
+            raise ValueError(f"{j.out}: jobs of one run must share model path, backend and backend options")
+    backend = None
+
+    class _Lazy:
+        """Builds the shared backend on first use (a run whose shards all exist loads no model)."""
+
+        def generate(self, *args, **kwargs):
+            nonlocal backend
+            if backend is None:
+                backend = make_backend(first.backend, model_path=first.model_path, **first.backend_options)
+            return backend.generate(*args, **kwargs)
+
+    return [run_generation(job, backend=_Lazy(), log=log) for job in jobs]
