@@ -1,17 +1,20 @@
-"""The scaffolded teacher with and without request sharing, on the DAG's own teacher prompts.
+"""The scaffolded teacher's three ways of asking for its lines, on the DAG's own teacher prompts.
 
     python benchmarks/teacher_sharing.py [--results results] [--queries 16] [--threads 1]
                                          [--out results/benchmarks/teacher_sharing.json]
 
-Without ``chain`` every guideline line of a query is written from the query alone, so the ``k``
-candidates of a query make the same request. ``shared`` (what the DAG runs) sends it once with
-``k`` x ``line_samples`` samples: one prefill per query and line. ``per_candidate`` (the
-behaviour before) sends it once per candidate, emulated exactly by repeating each teacher record
-``k`` times with ``k = 1``. Both run the same settings (``config/default.yaml``'s
-``synthesis.scaffold``) on the first ``--queries`` teacher prompts (half harmful, half benign), and
-the JSON reports wall time, generated tokens and the usable-line rate per guideline for each, and
-whether the candidates are identical (they can be: both make the same rows in the same order, so
-the seeded draws line up; only the prefill is computed once instead of k times).
+Without ``chain`` every guideline line of a query is written from the query alone, so
+- ``per_candidate`` (before session 11): one request per candidate and line; emulated exactly by
+  repeating each teacher record ``k`` times with ``k = 1``;
+- ``shared_requests``: the ``k`` candidates of a query share one request (``k`` x
+  ``line_samples`` samples, one prefill per query and line);
+- ``branches`` (what the DAG runs on the ``hf`` backend): ``HFBackend.generate_branches``
+  prefills each query once and reuses its KV cache for every guideline's header.
+All run the same settings (``config/default.yaml``'s ``synthesis.scaffold``) on the first
+``--queries`` teacher prompts (half harmful, half benign). The JSON reports wall time, generated
+tokens and the usable-line rate per guideline of each; ``shared_requests`` makes the same rows in
+the same order as ``per_candidate``, so its seeded draws and candidates are identical
+(``identical_shared_vs_per_candidate``); ``branches`` draws in another order (same distribution).
 """
 
 from __future__ import annotations
@@ -27,19 +30,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def run(backend, records, rt, guidelines, settings, fmt) -> dict:
-    from srg.scaffold import generate_candidates, line_yield
+    from srg.scaffold import candidates_for_rt_rows, line_yield
 
     t0 = time.perf_counter()
-    rows = generate_candidates(
-        backend,
-        records,
-        queries={i: r["prompt"] for i, r in rt.items()},
-        kinds={i: r["kind"] for i, r in rt.items()},
-        refusals={i: r["completion"] for i, r in rt.items() if r["kind"] == "harmful"},
-        guidelines=guidelines,
-        settings=settings,
-        fmt=fmt,
-    )
+    rows = candidates_for_rt_rows(backend, records, rt, guidelines, settings, fmt)
     wall = time.perf_counter() - t0
     return {
         "responses": [r["response"] for r in rows],
@@ -87,9 +81,18 @@ def main(argv=None) -> int:
     knobs = {**s["scaffold"], "k": s["k"], "temperature": s["temperature"], "top_p": s["top_p"], "seed": cfg["seed"]}
     settings = ScaffoldSettings(**knobs)
     fmt = ReasoningFormat(**cfg["reasoning"])
-    shared = run(backend, records, rt, guidelines, settings, fmt)
+
+    class OneLineAtATime:
+        """The backend without generate_branches: one call per guideline line."""
+
+        def generate(self, *args, **kwargs):
+            return backend.generate(*args, **kwargs)
+
+    branches = run(backend, records, rt, guidelines, settings, fmt)
+    shared = run(OneLineAtATime(), records, rt, guidelines, settings, fmt)
     repeated = [r for r in records for _ in range(settings.k)]
-    per_candidate = run(backend, repeated, rt, guidelines, dataclasses.replace(settings, k=1), fmt)
+    per_candidate = run(OneLineAtATime(), repeated, rt, guidelines, dataclasses.replace(settings, k=1), fmt)
+    branches.pop("responses")
     same = shared.pop("responses") == per_candidate.pop("responses")
     out = {
         "teacher_prompts": str(prompts),
@@ -97,19 +100,17 @@ def main(argv=None) -> int:
         "settings": dataclasses.asdict(settings),
         "threads": a.threads,
         "dtype": dtype,
-        "shared": shared,
+        "branches": branches,
+        "shared_requests": shared,
         "per_candidate": per_candidate,
-        "speedup": round(per_candidate["wall_s"] / shared["wall_s"], 2),
-        "identical_candidates": same,
+        "speedup_branches": round(per_candidate["wall_s"] / branches["wall_s"], 2),
+        "speedup_shared_requests": round(per_candidate["wall_s"] / shared["wall_s"], 2),
+        "identical_shared_vs_per_candidate": same,
         "machine": machine_info(cfg),
     }
     path = Path(a.out or Path(a.results) / "benchmarks" / "teacher_sharing.json")
     write_json(path, out)
-    print(
-        json.dumps(
-            {k: out[k] for k in ("queries", "shared", "per_candidate", "speedup", "identical_candidates")}, indent=1
-        )
-    )
+    print(json.dumps({k: out[k] for k in out if k not in ("machine", "settings")}, indent=1))
     return 0
 
 

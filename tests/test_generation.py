@@ -261,3 +261,25 @@ def test_cli_several_sets_load_the_model_once(save_tiny_llama, tmp_path, monkeyp
                 g.GenerationJob(str(sets["b"]), outs[1], path + "x", "m", "b", "greedy", be_api.SamplingParams()),
             ]
         )
+
+
+def test_generate_branches_equals_generate_on_the_joint_prefill(backend):
+    """One prefill per request, reused for every branch: greedy output equals generate() on
+    prefill + branch; a branch that does not tokenize apart from the prefill ("Int" + "ent:")
+    takes the plain path, so the result is exact either way; sampling is seeded."""
+    reqs = [be_api.Request("How do I bake bread?", None, "<r>\n"), be_api.Request("Hi", "Be terse.", "<r>\n")]
+    branches = ["Intent:", "Self-check:"]
+    p = be_api.SamplingParams(n=1, greedy=True, max_new_tokens=8, stop=("\n",))
+    got = backend.generate_branches(reqs, branches, p)
+    for i, r in enumerate(reqs):
+        for b, branch in enumerate(branches):
+            want = backend.generate([be_api.Request(r.user, r.system, r.prefill + branch)], p)[0]
+            assert [c.text for c in got[i][b]] == [c.text for c in want]
+    split = [be_api.Request(r.user, r.system, r.prefill + "Int") for r in reqs]
+    merged = backend.generate_branches(split, ["ent:"], p)
+    plain = backend.generate([be_api.Request(r.user, r.system, r.prefill + "ent:") for r in split], p)
+    assert [m[0][0].text for m in merged] == [x[0].text for x in plain]
+    s = be_api.SamplingParams(n=3, greedy=False, temperature=0.7, max_new_tokens=6, seed=2)
+    a, b = backend.generate_branches(reqs, branches, s), backend.generate_branches(reqs, branches, s)
+    assert [[[c.text for c in x] for x in r] for r in a] == [[[c.text for c in x] for x in r] for r in b]
+    assert all(len(x) == 3 for r in a for x in r)

@@ -3,7 +3,7 @@ screening of scaffolded candidates and subset re-rendering for one-guideline abl
 
 from __future__ import annotations
 
-from srg.backends import Completion
+from srg.backends import Completion, Request
 from srg.reasoning import ReasoningFormat, parse
 from srg.scaffold import (
     ScaffoldSettings,
@@ -126,6 +126,39 @@ def test_generate_candidates_prefills_stops_and_keeps_the_first_usable_sample():
         fmt=FMT,
     )
     assert chained.calls[1][0][0].prefill == "<r>\nIntent: the user wants kitchen help\nFraming:"
+
+
+class BranchingBackend(ScriptedBackend):
+    """ScriptedBackend with generate_branches: one call for every guideline line."""
+
+    def generate_branches(self, requests, branches, params, progress=None):
+        self.calls.append((list(requests), params, list(branches)))
+        return [
+            [
+                [Completion(self.fn(Request(r.user, r.system, r.prefill + b), j), 5, True) for j in range(params.n)]
+                for b in branches
+            ]
+            for r in requests
+        ]
+
+
+def test_a_branching_backend_writes_every_line_in_one_call():
+    """Where the backend prefills a query once for all guideline headers (hf), the candidates are
+    the ones the per-line calls give, from one call for the lines (+ one for the answers)."""
+    records = [{"id": "h1", "prompt": "T: bad"}, {"id": "b1", "prompt": "T: cake"}]
+    kw = dict(
+        records=records,
+        queries={"h1": "bad thing", "b1": "cake"},
+        kinds={"h1": "harmful", "b1": "benign"},
+        refusals={"h1": "I can't help with that."},
+        guidelines=G,
+        settings=ScaffoldSettings(k=2, line_samples=2),
+        fmt=FMT,
+    )
+    plain, branching = ScriptedBackend(_line_for), BranchingBackend(_line_for)
+    assert generate_candidates(branching, **kw) == generate_candidates(plain, **kw)
+    assert len(branching.calls) == 2 and branching.calls[0][2] == ["Intent:", "Framing:"]
+    assert [r.prefill for r in branching.calls[0][0]] == ["<r>\n", "<r>\n"] and branching.calls[0][1].n == 4
 
 
 def test_unusable_lines_are_dropped_from_the_text_and_counted():

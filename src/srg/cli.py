@@ -171,7 +171,7 @@ def cmd_scaffold_teacher(a) -> None:
 
     from srg.backends import make_backend
     from srg.reasoning import ReasoningFormat
-    from srg.scaffold import ScaffoldSettings, generate_candidates, line_yield
+    from srg.scaffold import ScaffoldSettings, candidates_for_rt_rows, line_yield
     from srg.synthesis import load_guidelines, select
 
     p = json.loads(a.params)
@@ -183,12 +183,10 @@ def cmd_scaffold_teacher(a) -> None:
     guidelines = select(load_guidelines(p["file"]), p["guidelines"])
     backend = make_backend(p["backend"], model_path=a.model_path, **p["backend_options"])
     t0 = time.perf_counter()
-    rows = generate_candidates(
+    rows = candidates_for_rt_rows(
         backend,
         records,
-        queries={i: r["prompt"] for i, r in rt.items()},
-        kinds={i: r["kind"] for i, r in rt.items()},
-        refusals={i: r["completion"] for i, r in rt.items() if r["kind"] == "harmful"},
+        rt,
         guidelines=guidelines,
         settings=ScaffoldSettings(**p["scaffold"]),
         fmt=ReasoningFormat(**p["format"]),

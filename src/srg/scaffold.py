@@ -166,26 +166,18 @@ def generate_candidates(
 
     ``queries``: RT row id -> the bare query (copy check); ``kinds``: -> harmful | benign;
     ``refusals``: -> the RT refusal (the answer of harmful rows). Each line step is one batched
-    backend call with ``line_samples`` samples per (query, candidate) chain (without ``chain``,
-    one request per query with ``k`` x ``line_samples`` samples, split among its candidates); the
-    first usable sample is kept (line-level rejection sampling), else the first sample."""
+    backend call with ``line_samples`` samples per (query, candidate) chain; without ``chain``,
+    one request per query with ``k`` x ``line_samples`` samples split among its candidates, and
+    one ``generate_branches`` call for every line where the backend has it (each query prefilled
+    once). The first usable sample is kept (line-level rejection sampling), else the first sample."""
     chains = [(r, j) for r in records for j in range(settings.k)]
     heads = headers(guidelines, settings.plain_lines)
     instr = {g.id: g.instruction for g in guidelines}
     lines: list[list[dict]] = [[] for _ in chains]
-    for step, (gid, header) in enumerate(heads):
-        # chain: each line sees the candidate's earlier usable lines; else each guideline's line is
-        # written from the query alone (a 135M model copies earlier lines into later ones), so the
-        # k candidates of a query share one request: one prefill, k x line_samples samples
-        if settings.chain:
-            reqs = [
-                Request(r["prompt"], None, _prefill(fmt, usable(lines[c])) + header) for c, (r, _) in enumerate(chains)
-            ]
-        else:
-            reqs = [Request(r["prompt"], None, _prefill(fmt, []) + header) for r in records]
-        per_request = settings.line_samples * (1 if settings.chain else settings.k)
-        params = SamplingParams(
-            n=per_request,
+
+    def line_params(step: int) -> SamplingParams:
+        return SamplingParams(
+            n=settings.line_samples * (1 if settings.chain else settings.k),
             greedy=False,
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -194,7 +186,28 @@ def generate_candidates(
             seed=settings.seed * 1000 + step,
             stop=("\n",),
         )
-        outs = backend.generate(reqs, params)
+
+    # chain: each line sees the candidate's earlier usable lines; else each guideline's line is
+    # written from the query alone (a 135M model copies earlier lines into later ones), so the k
+    # candidates of a query share one request (one prefill, k x line_samples samples), and a
+    # backend with generate_branches (hf) prefills the query once for every guideline's header
+    branched = None
+    if not settings.chain and hasattr(backend, "generate_branches"):
+        reqs = [Request(r["prompt"], None, _prefill(fmt, [])) for r in records]
+        per_record = backend.generate_branches(reqs, [h for _, h in heads], line_params(0))
+        branched = [[per_record[i][step] for i in range(len(records))] for step in range(len(heads))]
+    for step, (gid, header) in enumerate(heads):
+        if branched is not None:
+            outs = branched[step]
+        else:
+            if settings.chain:
+                reqs = [
+                    Request(r["prompt"], None, _prefill(fmt, usable(lines[c])) + header)
+                    for c, (r, _) in enumerate(chains)
+                ]
+            else:
+                reqs = [Request(r["prompt"], None, _prefill(fmt, []) + header) for r in records]
+            outs = backend.generate(reqs, line_params(step))
         if not settings.chain:  # chain c = (record c // k, candidate c % k): its slice of the samples
             ls = settings.line_samples
             outs = [
@@ -282,6 +295,30 @@ def generate_candidates(
             }
         )
     return out
+
+
+def candidates_for_rt_rows(
+    backend: Backend,
+    records: Sequence[dict],
+    rt_rows: dict[str, dict],
+    guidelines: Sequence,
+    settings: ScaffoldSettings,
+    fmt: ReasoningFormat = ReasoningFormat(),
+    progress=None,
+) -> list[dict]:
+    """:func:`generate_candidates` for teacher records keyed by RT training rows (``rt_rows``: id
+    -> the RT row, whose prompt, kind and, for harmful rows, refusal the scaffold uses)."""
+    return generate_candidates(
+        backend,
+        records,
+        queries={i: r["prompt"] for i, r in rt_rows.items()},
+        kinds={i: r["kind"] for i, r in rt_rows.items()},
+        refusals={i: r["completion"] for i, r in rt_rows.items() if r["kind"] == "harmful"},
+        guidelines=guidelines,
+        settings=settings,
+        fmt=fmt,
+        progress=progress,
+    )
 
 
 def reasoning_ok(candidate: dict, keep: Sequence[str] | None, min_ok: float) -> bool:

@@ -42,14 +42,16 @@ class HFBackend:
         self.bucket_ratio = bucket_ratio  # see length_buckets
         self.truncated = 0
 
-    def _encode(self, requests: Sequence[Request]) -> list[list[int]]:
+    def _encode(self, requests: Sequence[Request], count: bool = True) -> list[list[int]]:
+        """Token ids of each request (``srg.models.encode_chat``); ``count``: add the prompts cut
+        to ``self.truncated``."""
         from srg.models import encode_chat, merge_system
 
         ids = []
         for r in requests:
             system = merge_system(self.default_system, r.system)
             toks, cut = encode_chat(self.tokenizer, r.user, system, self.max_prompt_tokens, r.prefill)
-            self.truncated += cut
+            self.truncated += cut and count
             ids.append(toks)
         return ids
 
@@ -71,8 +73,83 @@ class HFBackend:
                 progress(len(idx) * params.n)
         return results  # type: ignore[return-value]
 
+    def generate_branches(self, requests, branches, params, progress=None):
+        """n completions per (request, branch): ``out[i][b]`` continues request i's prefill
+        followed by ``branches[b]``, exactly as ``generate`` on
+        ``Request(user, system, prefill + branches[b])`` would see it.
+
+        The prompt (with its prefill) is prefilled once per batch and its KV cache is reused for
+        every branch: a branch's tokens are the same for every row, so rows stay aligned and only
+        those few tokens are run per branch. A request whose joint tokenization does not split at
+        the branch boundary (or is truncated differently once the branch is added) is generated
+        through ``generate`` instead, so the prompts the model sees are always exact."""
+        import copy
+
+        import torch
+
+        prefixes = self._encode(requests)
+        tails: list[list[int] | None] = []
+        for b in branches:  # the branch's own tokens, if every request splits at the boundary
+            full = self._encode([Request(r.user, r.system, r.prefill + b) for r in requests], count=False)
+            tail = full[0][len(prefixes[0]) :]
+            same = all(f[: len(p)] == p and f[len(p) :] == tail for f, p in zip(full, prefixes))
+            tails.append(tail if same and tail else None)
+        results: list[list[list[Completion]]] = [[[] for _ in branches] for _ in requests]
+        for bi, tail in enumerate(tails):
+            if tail is None:
+                full = [Request(r.user, r.system, r.prefill + branches[bi]) for r in requests]
+                for i, comps in enumerate(self.generate(full, params)):
+                    results[i][bi] = comps
+        shared = [bi for bi, tail in enumerate(tails) if tail is not None]
+        if not shared:
+            return results
+        order = sorted(range(len(prefixes)), key=lambda i: -len(prefixes[i]))
+        buckets = length_buckets(
+            [len(prefixes[i]) for i in order], max(1, self.batch_size // params.n), self.bucket_ratio
+        )
+        for k, idx in enumerate(buckets):
+            idx = [order[i] for i in idx]
+            with torch.inference_mode():
+                cache, _, mask, next_pos = self._prefill([prefixes[i] for i in idx])
+                for bi in shared:
+                    torch.manual_seed(params.seed * 1_000_003 + k * 1_009 + bi)
+                    branch_cache = copy.deepcopy(cache)
+                    tail = torch.tensor(tails[bi], device=self.model.device)
+                    steps = tail.numel()
+                    branch_mask = torch.cat([mask, mask.new_ones((len(idx), steps))], dim=1)
+                    out = self.model(
+                        input_ids=tail.expand(len(idx), steps),
+                        attention_mask=branch_mask,
+                        position_ids=next_pos[:, None] + torch.arange(steps, device=self.model.device),
+                        past_key_values=branch_cache,
+                        use_cache=True,
+                    )
+                    outs = self._decode(branch_cache, out.logits[:, -1, :], branch_mask, next_pos + steps, params)
+                    for i, comps in zip(idx, outs):
+                        results[i][bi] = comps
+            if progress:
+                progress(len(idx) * params.n * len(shared))
+        return results
+
+    def _prefill(self, batch_ids: list[list[int]]):
+        """Left-padded forward over the prompts: (KV cache, last logits, attention mask, next position)."""
+        from srg.models import left_pad
+
+        input_ids, mask = left_pad(batch_ids, self.tokenizer.pad_token_id, self.model.device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        return out.past_key_values, out.logits[:, -1, :], mask, pos[:, -1] + 1
+
     def _generate_batch(self, batch_ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
-        """Prefill once, repeat the cache n times, then decode only rows that have not hit EOS.
+        """Prefill once, repeat the cache n times, then decode (``_decode``)."""
+        import torch
+
+        with torch.inference_mode():
+            cache, logits, mask, next_pos = self._prefill(batch_ids)
+            return self._decode(cache, logits, mask, next_pos, params)
+
+    def _decode(self, cache, logits, mask, next_pos, params: SamplingParams) -> list[list[Completion]]:
+        """Repeat each prompt's cache n times, then decode only rows that have not hit EOS.
 
         Finished rows leave the batch (their KV cache rows are dropped), so no step is spent on
         padding after EOS; for n > 1 each prompt is prefilled once. A row also finishes when its
@@ -80,59 +157,52 @@ class HFBackend:
         """
         import torch
 
-        from srg.models import left_pad
-
         tok, model = self.tokenizer, self.model
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
-        input_ids, mask = left_pad(batch_ids, tok.pad_token_id, model.device)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        n_prompts = logits.shape[0]
         n = params.n
         stop = params.stop
         tail = 4 + max((len(x) for x in stop), default=0)  # tokens whose text can hold a stop string
-        with torch.inference_mode():
-            out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1, :]
-            next_pos = pos[:, -1] + 1
-            if n > 1:
-                cache.batch_repeat_interleave(n)
-                logits, mask, next_pos = (x.repeat_interleave(n, 0) for x in (logits, mask, next_pos))
-            rows = logits.shape[0]
-            active = torch.arange(rows, device=model.device)
-            generated: list[list[int]] = [[] for _ in range(rows)]
-            finished = [False] * rows
-            for step in range(params.max_new_tokens):
-                picked = pick_tokens(logits, params)
-                keep = []
-                for j, (r, t) in enumerate(zip(active.tolist(), picked.tolist())):
-                    if t in eos_ids:
-                        finished[r] = True
-                        continue
-                    generated[r].append(t)
-                    if stop and any(x in tok.decode(generated[r][-tail:]) for x in stop):
-                        finished[r] = True
-                    else:
-                        keep.append(j)
-                if not keep or step == params.max_new_tokens - 1:
-                    break
-                if len(keep) < len(active):
-                    sel = torch.tensor(keep, device=model.device)
-                    cache.batch_select_indices(sel)
-                    active, mask, next_pos, picked = active[sel], mask[sel], next_pos[sel], picked[sel]
-                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-                out = model(
-                    input_ids=picked[:, None],
-                    attention_mask=mask,
-                    position_ids=next_pos[:, None],
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                logits, next_pos = out.logits[:, -1, :], next_pos + 1
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+            logits, mask, next_pos = (x.repeat_interleave(n, 0) for x in (logits, mask, next_pos))
+        rows = logits.shape[0]
+        active = torch.arange(rows, device=model.device)
+        generated: list[list[int]] = [[] for _ in range(rows)]
+        finished = [False] * rows
+        for step in range(params.max_new_tokens):
+            picked = pick_tokens(logits, params)
+            keep = []
+            for j, (r, t) in enumerate(zip(active.tolist(), picked.tolist())):
+                if t in eos_ids:
+                    finished[r] = True
+                    continue
+                generated[r].append(t)
+                if stop and any(x in tok.decode(generated[r][-tail:]) for x in stop):
+                    finished[r] = True
+                else:
+                    keep.append(j)
+            if not keep or step == params.max_new_tokens - 1:
+                break
+            if len(keep) < len(active):
+                sel = torch.tensor(keep, device=model.device)
+                cache.batch_select_indices(sel)
+                active, mask, next_pos, picked = active[sel], mask[sel], next_pos[sel], picked[sel]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            out = model(
+                input_ids=picked[:, None],
+                attention_mask=mask,
+                position_ids=next_pos[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits, next_pos = out.logits[:, -1, :], next_pos + 1
         comps = []
         for g, f in zip(generated, finished):
             text, _ = cut_at_stop(tok.decode(g, skip_special_tokens=True), stop)
             comps.append(Completion(text.strip(), len(g), f))
-        return [comps[i * n : (i + 1) * n] for i in range(len(batch_ids))]
+        return [comps[i * n : (i + 1) * n] for i in range(n_prompts)]
 
 
 def length_buckets(lengths: Sequence[int], max_rows: int, ratio: float = 0.0) -> list[list[int]]:
