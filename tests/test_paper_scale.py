@@ -151,6 +151,15 @@ def test_model_job_params_bind_to_their_functions(commands):
         TrainConfig(method=nb["method"], **nb["train_config"])
 
 
+def test_slurm_profile_gives_every_paper_generation_job_a_gpu(commands):
+    """Generation rules are named per (model, mode): the SLURM profile lists every one that
+    config/paper.yaml makes, each with the GPU partition and a GPU."""
+    resources = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
+    generate = {rule for rule in commands if rule.startswith("generate_")}
+    assert generate and generate <= set(resources), sorted(generate - set(resources))
+    assert all(resources[r]["gpu"] >= 1 and resources[r]["slurm_partition"] == "gpu" for r in generate)
+
+
 def test_every_rule_a_profile_names_exists(tmp_path):
     rules = set(_snakemake(tmp_path, "--list-rules").split())
     for profile in sorted((REPO / "profiles").glob("*/config.yaml")):

@@ -72,9 +72,10 @@ def test_retrained_model_regenerates_shards_unchanged_model_reuses_them(tmp_path
     stats = g.run_generation(job, log=lambda *_: None)
     assert stats["resumed_shards"] == 1
     assert (tmp_path / "out.jsonl").read_bytes().startswith(shard0)
-    # "retrain" with another seed into the same directory, after another interrupted run
-    _interrupted(job)
+    # the finished run keeps its shards (content-keyed); "retrain" with another seed into the
+    # same directory: the old model's shards must never be merged
     old_dir = g.shard_dir(job)
+    assert sorted(p.name for p in old_dir.glob("*.jsonl")) == [f"{i:05d}.jsonl" for i in range(3)]
     save_tiny_llama(tmp_path / "model", seed=1)
     assert g.shard_dir(job) != old_dir  # the key follows the weights, not the path
     stats = g.run_generation(job, log=lambda *_: None)
