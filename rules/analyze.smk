@@ -3,7 +3,7 @@ rule bon_analysis:
     """notebooks/bon_analysis.ipynb: ASR@N curves with CIs, results/bon/<model>.csv, C1 claims."""
     input:
         notebook=notebook_source("bon_analysis"),
-        judged=[p for m in CFG["bon"]["models"] for p in judged([m], bon_evalsets(m))],
+        judged=[p for m in BON_SAMPLED for p in judged([m], bon_evalsets(m))],
         calibration=f"{RESULTS}/judges/keyword_calibration.json",
     output:
         nb=f"{RESULTS}/notebooks/bon_analysis.ipynb",
@@ -27,7 +27,8 @@ rule bon_analysis:
                 "models": CFG["bon"]["models"],
                 "evalsets": EVALSETS,
                 "ood_evalsets": OOD_SETS,
-                "model_evalsets": {m: bon_evalsets(m) for m in CFG["bon"]["models"]},
+                "model_evalsets": {m: bon_evalsets(m) for m in BON_SAMPLED},
+                "replicas": BON_REPLICAS,
                 "n": CFG["bon"]["n"],
                 "temperature": CFG["bon"]["temperature"],
                 "top_p": CFG["bon"]["top_p"],

@@ -461,9 +461,15 @@ def judged(models, evalsets, modes=("greedy", "sample")):
 
 
 def bon_evalsets(model):
-    """The harmful eval sets a BoN model is sampled on: bon.evalsets[model], else all (in EVALSETS order)."""
-    chosen = CFG["bon"]["evalsets"].get(model)
+    """The harmful eval sets a BoN model (or its seed replicate) is sampled on: bon.evalsets[model],
+    else all (in EVALSETS order)."""
+    chosen = CFG["bon"]["evalsets"].get(origin(model))
     return [e for e in EVALSETS if chosen is None or e in chosen]
+
+
+# bon.seed_replicas: a BoN model's training-seed replicates are sampled on its sets too (C1 pools seeds)
+BON_REPLICAS = {m: replicas_of(m) for m in CFG["bon"]["seed_replicas"]}
+BON_SAMPLED = [*CFG["bon"]["models"], *(r for rs in BON_REPLICAS.values() for r in rs)]
 
 
 PROBE_ID_SETS = ["train_harmful", "train_benign"]
@@ -531,7 +537,7 @@ def generation_bundles():
     - the base model's dev-split answers (every training gate's reference) and RT's benign targets
       (answer mode) are bundles of their own, at priority 10: the trainings wait on them."""
     wanted = {(m, e, "greedy") for m in [*EVAL_MODELS, *SEED_REPLICAS] for e in evalsets_of(m)}
-    for m in CFG["bon"]["models"]:
+    for m in BON_SAMPLED:
         wanted |= {(m, e, mode) for e in bon_evalsets(m) for mode in ("greedy", "sample")}
     wanted |= {("base", e, "greedy") for e in DEV_SETS} | {("base", "train_benign", "answer")}
     order = {e: i for i, e in enumerate([*DEV_SETS, "train_benign", *ALL_EVALSETS])}

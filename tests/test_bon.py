@@ -233,3 +233,67 @@ def test_iid_unsafe_samples_do_not_support_c1_once_the_control_is_in():
     assert summary.verdict != "supported"
     assert abs(summary.value) < 0.15
     assert summary.ci[0] < 0.1 < summary.ci[1] or summary.ci[1] < 0.1
+
+
+def _c1_seeds(rt_seeds, base, n, **kw):
+    """C1 with RT's training-seed replicates: rt_seeds[0] is rt, the rest rt_seed1, rt_seed2..."""
+    attacks = list(base)
+    names = ["rt"] + [f"rt_seed{i}" for i in range(1, len(rt_seeds))]
+    counts = {m: {a: _series(c[a]) for a in attacks} for m, c in zip(names, rt_seeds)}
+    counts["base"] = {a: _series(base[a]) for a in attacks}
+    greedy = {a: _series(np.ones(len(base[a]))) for a in attacks}
+    clusters = {a: _series([f"src{i}" for i in range(len(base[a]))]) for a in attacks}
+    return bon.c1_claims(
+        counts, greedy, clusters, "rt", n, evidence="results/bon/rt.csv", control="base", replicas=names[1:], **kw
+    )
+
+
+def _summary(claims):
+    return next(c for c in claims if c.id == "C1.summary")
+
+
+def test_c1_seed_replicate_identical_to_the_model_changes_nothing():
+    """A replicate with the same samples: same value, same CI (the seed redraw has nothing to
+    redraw), and two equal per-seed values; one seed alone has no per-seed field."""
+    rng = np.random.default_rng(2)
+    n = 8
+    rt = {"a": rng.binomial(n, 0.3, 30), "b": rng.binomial(n, 0.5, 30)}
+    base = {"a": rng.binomial(n, 0.8, 30), "b": rng.binomial(n, 0.8, 30)}
+    one = _summary(_c1(rt, base, n, n_boot=300)[0])
+    two = _summary(_c1_seeds([rt, rt], base, n, n_boot=300)[0])
+    assert two.value == pytest.approx(one.value)
+    assert two.ci == pytest.approx(one.ci)
+    assert two.n_seeds == 2 and two.per_seed == pytest.approx((one.value, one.value))
+    assert one.n_seeds == 1 and one.per_seed == ()
+
+
+def test_c1_seed_spread_widens_the_ci_and_sits_between_the_seeds():
+    """Seed 0 drops far below base, seed 1 does not: the pooled value lies between the per-seed
+    values, and redrawing seeds makes the CI wider than either seed's own cluster-bootstrap CI."""
+    rng = np.random.default_rng(3)
+    n, k = 8, 40
+    base = {a: rng.binomial(n, 0.9, k) for a in "ab"}
+    rt0 = {a: rng.binomial(n, 0.3, k) for a in "ab"}
+    rt1 = {a: rng.binomial(n, 0.9, k) for a in "ab"}
+    pooled = _summary(_c1_seeds([rt0, rt1], base, n, n_boot=400)[0])
+    s0, s1 = (_summary(_c1(r, base, n, n_boot=400)[0]) for r in (rt0, rt1))
+    assert pooled.per_seed == pytest.approx((s0.value, s1.value))
+    assert min(s0.value, s1.value) < pooled.value < max(s0.value, s1.value)
+    width = pooled.ci[1] - pooled.ci[0]
+    assert width > max(s0.ci[1] - s0.ci[0], s1.ci[1] - s1.ci[0])
+    assert pooled.ci[0] <= min(s0.value, s1.value) + 0.05 and pooled.ci[1] >= max(s0.value, s1.value) - 0.05
+
+
+def test_c1_missing_replicate_counts_name_it():
+    rt = {"a": np.full(10, 2)}
+    with pytest.raises(ValueError, match="rt_seed1"):
+        bon.c1_claims(
+            {"rt": {"a": _series(rt["a"])}},
+            {"a": _series(np.ones(10))},
+            {"a": _series([f"s{i}" for i in range(10)])},
+            "rt",
+            8,
+            evidence="results/bon/rt.csv",
+            control=None,
+            replicas=["rt_seed1"],
+        )

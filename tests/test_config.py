@@ -42,6 +42,8 @@ def test_defaults_are_filled():
         ({"bon": {"evalsets": {"srg": []}}}, "'bon.evalsets.srg': [] should be non-empty"),
         ({"seeds": {"extra": [1], "models": ["rt"]}, "rt": {"training": {"seed": 1}}}, "seed 1 is already rt's own"),
         ({"seeds": {"extra": [0]}}, "'seeds.extra.0': 0 is less than the minimum of 1"),
+        ({"bon": {"seed_replicas": ["srg"]}, "seeds": {"models": ["rt"]}}, "'bon.seed_replicas': 'srg' needs"),
+        ({"bon": {"seed_replicas": ["base"]}}, "'bon.seed_replicas': 'base' needs"),
     ],
 )
 def test_bad_configs_name_the_key(override, needle):

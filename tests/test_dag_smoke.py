@@ -212,6 +212,9 @@ def test_smoke_seed_replicate(smoke_run):
     claims = {c["id"]: c for c in json.loads((r / "claims.json").read_text())["claims"]}
     assert claims["C3.ood"]["n_seeds"] == 2 and len(claims["C3.ood"]["per_seed"]) == 2
     assert claims["C4.srg_no_cd"]["n_seeds"] == 1  # one SRG seed in the smoke config
+    # bon.seed_replicas: rt_seed1 is sampled on RT's BoN sets and C1 pools both seeds
+    assert (r / "judgements/rt_seed1/pasttense.sample.jsonl").is_file()
+    assert claims["C1.summary"]["n_seeds"] == 2 and len(claims["C1.summary"]["per_seed"]) == 2
 
 
 @pytest.mark.slow
@@ -238,10 +241,11 @@ def test_changed_sampling_parameter_reruns_downstream_only(smoke_run, tmp_path):
     cfg = _config(tmp_path, resources, **{"bon.temperature": 0.7})
     jobs = _planned_jobs(_snakemake(work, cfg, "-n").stdout)
     assert {"judge", "bon_analysis"} <= jobs
-    # only the sampling generation jobs (one per BoN model), not the greedy ones
+    # only the sampling generation jobs (one per BoN model and sampled seed replicate), not the greedy ones
     assert {j for j in jobs if j.startswith("generate_")} == {
         "generate_base_sample",
         "generate_rt_sample",
+        "generate_rt_seed1_sample",
         "generate_srg_sample",
     }
     assert not jobs & {"prompts", "train", "rt_data", "attack", "judge_calibration"}

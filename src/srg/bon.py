@@ -350,6 +350,7 @@ def c1_claims(
     ci: float = 0.95,
     seed: int = 0,
     paper_relative_drop: float = 0.6,
+    replicas: Sequence[str] = (),
 ) -> tuple[list, pd.DataFrame]:
     """Claim C1 on sampled outputs: the relative BoN drop (ASR@1 - ASR@n) / ASR@1, where ASR@1
     and ASR@n come from the same n samples per prompt (same sampling distribution; the greedy ASR
@@ -362,21 +363,37 @@ def c1_claims(
     ``C1.<attack>`` (secondary), ``C1.drop`` (``model``'s pooled drop > margin, secondary) and
     ``C1.summary`` (pooled drop difference, the primary endpoint), all with cluster-bootstrap CIs
     and one-sided bootstrap p-values. Without a control, ``C1.summary`` is the drop alone.
+
+    ``replicas``: training-seed replicates of ``model`` (keys of ``counts``, sampled on the same
+    prompts). ``model``'s ASR@1 and ASR@n are then means over its seeds, and each bootstrap
+    replicate redraws the seeds with replacement as well as the source clusters (the seed spread
+    is part of the CI, as in C3/C4); ``per_seed`` holds each seed's own value. Greedy ASR in the
+    description is seed 0's. No replicas: exactly the cluster bootstrap.
     """
     from srg.claims import Claim, verdict_from_ci
-    from srg.stats import bootstrap_p, cluster_bootstrap_means, cluster_codes, percentile_ci
+    from srg.stats import bootstrap_p, cluster_bootstrap_means, cluster_codes, cluster_weights, percentile_ci
 
-    attacks = [a for a in counts[model] if control is None or a in counts.get(control, {})]
+    seeds = [model, *replicas]
+    missing = [r for r in replicas if r not in counts]
+    if missing:
+        raise ValueError(f"C1: no sample counts for seed replicates {missing}")
+    attacks = [
+        a
+        for a in counts[model]
+        if (control is None or a in counts.get(control, {})) and all(a in counts[r] for r in replicas)
+    ]
     use_control = control is not None and bool(attacks)
 
     def frame(sets):
+        """Rows = prompts; columns = model's ASR@1 per seed, its ASR@n per seed, model's greedy
+        flag (seed 0), then the control's ASR@1 and ASR@n."""
         keys, cols = [], []
         for a in sets:
             ids = counts[model][a].index
-            if use_control:
-                ids = ids.intersection(counts[control][a].index)
-            u = counts[model][a].loc[ids].to_numpy()
-            col = [u / n, asr_at_n(u, n, n), greedy[a].reindex(ids).to_numpy(float)]
+            for other in [*replicas, *([control] if use_control else [])]:
+                ids = ids.intersection(counts[other][a].index)
+            us = [counts[s][a].loc[ids].to_numpy() for s in seeds]
+            col = [u / n for u in us] + [asr_at_n(u, n, n) for u in us] + [greedy[a].reindex(ids).to_numpy(float)]
             if use_control:
                 ub = counts[control][a].loc[ids].to_numpy()
                 col += [ub / n, asr_at_n(ub, n, n)]
@@ -384,10 +401,30 @@ def c1_claims(
             keys += [str(clusters[a].get(i, i)) for i in ids]
         return np.vstack(cols), np.asarray(keys)
 
+    S = len(seeds)
+
+    def seed_pooled(M, cl):
+        """Point means and (n_boot, k) replicate means of the columns [model ASR@1, model ASR@n,
+        greedy, control ...]: the model's columns averaged over its seeds, redrawn per replicate."""
+        pooled = np.column_stack([M[:, :S].mean(axis=1), M[:, S : 2 * S].mean(axis=1), M[:, 2 * S :]])
+        means = pooled.mean(axis=0)
+        if S == 1:
+            return means, cluster_bootstrap_means(pooled, cl, n_boot, seed)
+        w = cluster_weights(cl, n_boot, seed)  # (n_boot, rows): the same cluster draws as without seeds
+        ws = bootstrap_weights(S, n_boot, seed + 1) / S  # (n_boot, S): the seed draws, shared by ASR@1 and @n
+        total = w.sum(axis=1)
+        reps = (w @ pooled) / total[:, None]
+        for j, block in enumerate((M[:, :S], M[:, S : 2 * S])):
+            reps[:, j] = (w * (ws @ block.T)).sum(axis=1) / total
+        return means, reps
+
     def stats(M, cl):
-        means = M.mean(axis=0)
-        reps = cluster_bootstrap_means(M, cl, n_boot, seed)
+        means, reps = seed_pooled(M, cl)
         d_model, r_model = _drop(means[0], means[1]), _drop(reps[:, 0], reps[:, 1])
+        per_seed = [float(_drop(M[:, s].mean(), M[:, S + s].mean())) for s in range(S)]
+        if use_control:
+            d_ctrl_pt = _drop(M[:, -2].mean(), M[:, -1].mean())
+            per_seed_diff = [float(d - d_ctrl_pt) for d in per_seed]
         out = {
             "n_prompts": len(M),
             "n_clusters": cluster_codes(cl)[1],
@@ -396,6 +433,7 @@ def c1_claims(
             f"{model}_asr@{n}": means[1],
             f"{model}_drop": float(d_model),
             "drop_reps": r_model,
+            "per_seed_drop": per_seed,
         }
         if use_control:
             d_ctrl, r_ctrl = _drop(means[3], means[4]), _drop(reps[:, 3], reps[:, 4])
@@ -406,11 +444,12 @@ def c1_claims(
                     f"{control}_drop": float(d_ctrl),
                     "diff": float(d_model - d_ctrl),
                     "diff_reps": r_model - r_ctrl,
+                    "per_seed_diff": per_seed_diff,
                 }
             )
         return out
 
-    def claim(cid, statement, statistic, value, reps, k):
+    def claim(cid, statement, statistic, value, reps, k, per_seed=()):
         lo, hi = percentile_ci(reps, ci)
         ok = np.isfinite(value)
         return Claim(
@@ -426,17 +465,24 @@ def c1_claims(
             n_clusters=k,
             margin=margin,
             direction="greater",
+            n_seeds=S,
+            per_seed=tuple(per_seed) if S > 1 else (),
         )
 
     claims, rows = [], []
     groups = [(a, [a]) for a in attacks] + ([("pooled", attacks)] if attacks else [])
     for name, sets in groups:
         st = stats(*frame(sets))
-        rows.append({"attack": name, **{k: v for k, v in st.items() if not k.endswith("reps")}})
-        desc = f"ASR@1 {st[f'{model}_asr@1']:.3f} -> ASR@{n} {st[f'{model}_asr@{n}']:.3f} (greedy {st[f'{model}_greedy_asr']:.3f})"
+        rows.append({"attack": name, **{k: v for k, v in st.items() if not k.endswith("reps") and "per_seed" not in k}})
+        over = f" (mean of {S} training seeds)" if S > 1 else ""
+        desc = (
+            f"ASR@1 {st[f'{model}_asr@1']:.3f} -> ASR@{n} {st[f'{model}_asr@{n}']:.3f}{over} "
+            f"(greedy {st[f'{model}_greedy_asr']:.3f}{', seed 0' if S > 1 else ''})"
+        )
+        per_seed = st["per_seed_drop"]
         if use_control:
             desc += f"; {control} {st[f'{control}_asr@1']:.3f} -> {st[f'{control}_asr@{n}']:.3f}"
-            value, reps = st["diff"], st["diff_reps"]
+            value, reps, per_seed = st["diff"], st["diff_reps"], st["per_seed_diff"]
             stat = f"relative drop (ASR@1 - ASR@{n}) / ASR@1 of {model} minus {control}'s; {desc}"
         else:
             value, reps = st[f"{model}_drop"], st["drop_reps"]
@@ -451,6 +497,7 @@ def c1_claims(
                     st[f"{model}_drop"],
                     st["drop_reps"],
                     st["n_clusters"],
+                    st["per_seed_drop"],
                 )
             )
             claims.append(
@@ -462,6 +509,7 @@ def c1_claims(
                     value,
                     reps,
                     st["n_clusters"],
+                    per_seed,
                 )
             )
         else:
@@ -474,6 +522,7 @@ def c1_claims(
                     value,
                     reps,
                     st["n_clusters"],
+                    per_seed,
                 )
             )
     return claims, pd.DataFrame(rows)

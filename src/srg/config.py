@@ -192,6 +192,12 @@ def _check_srg(cfg: dict) -> None:
         if bad:
             raise ConfigError(f"config key '{key}.models': {bad} not among this run's models {everything}")
     harmful = ["id_eval", *cfg["evalsets"]]
+    for m in cfg["bon"]["seed_replicas"]:  # with seeds.extra empty there are no replicates: C1 has one seed
+        if m not in cfg["bon"]["models"] or m not in cfg["seeds"]["models"]:
+            raise ConfigError(
+                f"config key 'bon.seed_replicas': {m!r} needs to be in bon.models {cfg['bon']['models']} "
+                f"and in seeds.models {cfg['seeds']['models']}"
+            )
     for m, sets in cfg["bon"]["evalsets"].items():
         if m not in cfg["bon"]["models"]:
             raise ConfigError(f"config key 'bon.evalsets.{m}': {m!r} is not in bon.models {cfg['bon']['models']}")
