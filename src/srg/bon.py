@@ -373,7 +373,7 @@ def c1_claims(
     from srg.claims import Claim, verdict_from_ci
     from srg.stats import bootstrap_p, cluster_bootstrap_means, cluster_codes, cluster_weights, percentile_ci
 
-    seeds = [model, *replicas]
+    seed_models = [model, *replicas]  # one per training seed
     missing = [r for r in replicas if r not in counts]
     if missing:
         raise ValueError(f"C1: no sample counts for seed replicates {missing}")
@@ -392,7 +392,7 @@ def c1_claims(
             ids = counts[model][a].index
             for other in [*replicas, *([control] if use_control else [])]:
                 ids = ids.intersection(counts[other][a].index)
-            us = [counts[s][a].loc[ids].to_numpy() for s in seeds]
+            us = [counts[s][a].loc[ids].to_numpy() for s in seed_models]
             col = [u / n for u in us] + [asr_at_n(u, n, n) for u in us] + [greedy[a].reindex(ids).to_numpy(float)]
             if use_control:
                 ub = counts[control][a].loc[ids].to_numpy()
@@ -401,7 +401,7 @@ def c1_claims(
             keys += [str(clusters[a].get(i, i)) for i in ids]
         return np.vstack(cols), np.asarray(keys)
 
-    S = len(seeds)
+    S = len(seed_models)
 
     def seed_pooled(M, cl):
         """Point means and (n_boot, k) replicate means of the columns [model ASR@1, model ASR@n,
