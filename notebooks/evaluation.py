@@ -9,7 +9,7 @@
 # %% [markdown]
 # # Evaluation: base, RT, SRG and the ablations (claims C3, C4)
 #
-# Greedy decoding on held-out ID harmful prompts, every OOD attack, the over-refusal set and the helpfulness set. Every output gets one outcome of the taxonomy (refusal, compliance, degenerate, off-topic, empty), by the same rule for every model; for reasoning models the final answer after the closing tag is judged, and an output whose block never closes (**malformed**, reported apart) is judged on its whole text. ASR = compliance (an on-topic answer; `asr_nonrefusal`, any non-refusal, is the upper bound). Helpful = compliance on benign prompts: a degenerate, off-topic or empty output is never helpful. Per-set CIs bootstrap prompts; differences between models are paired by prompt, pooled ones resample whole source prompts, and each claim carries a one-sided p-value (exact sign-flip test for margin 0).
+# Greedy decoding on held-out ID harmful prompts, every OOD attack, the over-refusal set and the helpfulness set. Every output gets one outcome of the taxonomy (refusal, compliance, degenerate, off-topic, empty), by the same rule for every model; for reasoning models the final answer after the closing tag is judged, and an output whose block never closes (**malformed**, reported apart) is judged on its whole text. Under budgeted decoding (config `srg.budget_forcing`, README "Reasoning budget") the opening tag is prefilled, the reasoning gets `srg.max_new_tokens - generation.max_new_tokens` tokens and is closed for the model when they run out (or it ends its turn inside the block), and every answer gets the plain models' answer budget: every output then has an answer, which is what is judged, and **malformed** means the model did not close its block itself. ASR = compliance (an on-topic answer; `asr_nonrefusal`, any non-refusal, is the upper bound). Helpful = compliance on benign prompts: a degenerate, off-topic or empty output is never helpful. Per-set CIs bootstrap prompts; differences between models are paired by prompt, pooled ones resample whole source prompts, and each claim carries a one-sided p-value (exact sign-flip test for margin 0).
 #
 # **Seeds.** RT and SRG are also trained with the extra training seeds of config `seeds` (same data, a different LoRA init and data order). C3 and C4 compare seed-averaged per-prompt outcomes, their CIs redraw the seeds as well as the source prompts, and each claim lists the statistic per seed; the main table gives each replicate its own rows.
 #
@@ -116,6 +116,23 @@ print("outcome rates per model (mean over eval sets); malformed = reasoning bloc
 display(outcomes.pivot_table(index="model", columns="metric", values="value").reindex(models).round(2))
 refusals = main[main["metric"] == "refusal_rate"].pivot_table(index="model", columns="evalset", values="value")
 refusals.reindex([m for m in models if m in refusals.index]).round(2)
+
+# %% [markdown]
+# ## Who closed the reasoning block
+# Reasoning models under budgeted decoding: per eval set, the share of greedy outputs whose block the model closed itself (`model`), the reasoning budget closed (`budget`), or that ended the turn inside the block (`eos`; closed for it). The >= 95% closure target reads the `model` column.
+
+# %%
+closure = [
+    {"model": m, "evalset": e, "closed_by": j.get("reasoning_closed", "free decoding")}
+    for m in evalsets
+    if m in reasoning_models or any(m in seed_replicas.get(k, []) for k in reasoning_models)
+    for e in evalsets[m]
+    for j in judged(m, e)
+    if j.get("sample", 0) == 0
+]
+if closure:
+    cl = pd.DataFrame(closure)
+    display(pd.crosstab([cl["model"], cl["evalset"]], cl["closed_by"], normalize="index").round(2))
 
 # %% [markdown]
 # ## Seed spread

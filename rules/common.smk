@@ -154,6 +154,22 @@ def generation_params(mode, model=None):
         "shard_size": g["shard_size"],
         "sampling": sampling_params(mode, model),
         "backend_options": opts,
+        **({"budget": reasoning_budget()} if model is not None and is_reasoning_model(model) and mode != "answer" else {}),
+    }
+
+
+def reasoning_budget():
+    """srg.generation.ReasoningBudget of every reasoning model (README "Reasoning budget"): the
+    answer gets the plain models' budget, the reasoning the rest of srg.max_new_tokens; None
+    without srg.budget_forcing (free decoding up to srg.max_new_tokens)."""
+    if not CFG["srg"]["budget_forcing"]:
+        return None
+    answer = CFG["generation"]["max_new_tokens"]
+    return {
+        "open_tag": FMT.open_tag,
+        "close_tag": FMT.close_tag,
+        "reasoning_tokens": CFG["srg"]["max_new_tokens"] - answer,
+        "answer_tokens": answer,
     }
 
 

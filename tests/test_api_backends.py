@@ -468,6 +468,7 @@ def test_prefill_and_stop_strings(server, key_env):
         [Request("q", system="Cipher rules.", prefill="Intent:")], SamplingParams(max_new_tokens=5, stop=("\n",))
     )
     assert out[0][0].text == "it is benign."
+    assert out[0][0].hit_stop is True  # cut here: the server ignored the stop string
     body = server.requests[-1]["body"]
     assert body["stop"] == ["\n"]
     assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
@@ -479,3 +480,27 @@ def test_prefill_and_stop_strings(server, key_env):
     be.generate([Request("plain")], SamplingParams(max_new_tokens=5))
     body = server.requests[-1]["body"]
     assert "stop" not in body and "continue_final_message" not in body
+
+
+def test_hit_stop_of_each_api_backend(monkeypatch):
+    """Whether a completion ended on a stop string: vLLM names it (stop_reason); the OpenAI API's
+    finish_reason "stop" covers EOS too, so it is unknown unless the text had to be cut here."""
+    import importlib
+    from types import SimpleNamespace
+
+    from srg.backends.openai import _completion as openai_completion
+
+    stop = ("</r>",)
+    choice = lambda t, fr: {"message": {"content": t}, "finish_reason": fr}  # noqa: E731
+    assert openai_completion(choice("why", "stop"), 1, stop).hit_stop is None
+    assert openai_completion(choice("why</r>more", "stop"), 1, stop).hit_stop is True
+    assert openai_completion(choice("why", "length"), 1, stop).hit_stop is False
+    assert openai_completion(choice("why", "stop"), 1, ()).hit_stop is False
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))
+    monkeypatch.delitem(sys.modules, "srg.backends.vllm", raising=False)
+    vb = importlib.import_module("srg.backends.vllm")
+    out = lambda fr, sr: SimpleNamespace(text=" why ", token_ids=[1, 2], finish_reason=fr, stop_reason=sr)  # noqa: E731
+    assert vb._completion(out("stop", "</r>"), stop).hit_stop is True
+    assert vb._completion(out("stop", None), stop).hit_stop is False  # EOS
+    assert vb._completion(out("length", None), stop).hit_stop is False
+    assert vb._completion(out("stop", None), stop).text == "why"

@@ -82,6 +82,7 @@ def test_prefill_and_stop_strings(backend):
     assert "\n" in free.text.strip(), free.text  # the unconstrained continuation has several lines
     assert stopped.finished and "\n" not in stopped.text and stopped.n_tokens < free.n_tokens
     assert free.text.startswith(stopped.text)
+    assert stopped.hit_stop is True and free.hit_stop is False  # ended on the stop string, not EOS/length
     with pytest.raises(ValueError, match="stop must be"):
         be_api.SamplingParams(stop="\n")
 
@@ -283,3 +284,70 @@ def test_generate_branches_equals_generate_on_the_joint_prefill(backend):
     a, b = backend.generate_branches(reqs, branches, s), backend.generate_branches(reqs, branches, s)
     assert [[[c.text for c in x] for x in r] for r in a] == [[[c.text for c in x] for x in r] for r in b]
     assert all(len(x) == 3 for r in a for x in r)
+
+
+class ScriptedBackend:
+    """Replays one scripted completion per call and records the requests and params it got."""
+
+    def __init__(self, script):
+        self.script, self.calls = script, []
+
+    def generate(self, requests, params, progress=None):
+        self.calls.append((list(requests), params))
+        return [[self.script(r, params, j) for j in range(params.n)] for r in requests]
+
+
+def test_budgeted_decoding_closes_for_the_model_and_keeps_one_answer_budget():
+    """Reasoning is prefilled with the opening tag and stopped at the closing tag within the
+    reasoning budget; a block the model did not close (budget or EOS) is closed for it; every
+    answer gets the same answer budget after the closed block."""
+    budget = g.ReasoningBudget("<r>", "</r>", reasoning_tokens=10, answer_tokens=3)
+
+    def script(req, params, j):
+        if params.stop:  # the reasoning call
+            kind = req.user
+            if kind == "closes":
+                return be_api.Completion(f"why {j}", 4, True, True)
+            if kind == "eos":
+                return be_api.Completion("gave up", 2, True, False)
+            return be_api.Completion("loop loop", 10, False, False)
+        return be_api.Completion(f"answer ({req.prefill.count('loop')})", 3, True, None)
+
+    fake = ScriptedBackend(script)
+    reqs = [be_api.Request("closes"), be_api.Request("budget", system="S"), be_api.Request("eos")]
+    out = g.generate_budgeted(fake, reqs, be_api.SamplingParams(n=2, greedy=False, max_new_tokens=99), budget)
+    (think_reqs, think), (answer_reqs, answer) = fake.calls
+    assert [r.prefill for r in think_reqs] == ["<r>\n"] * 3
+    assert think.stop == ("</r>",) and think.max_new_tokens == 10 and think.n == 2
+    assert answer.stop == () and answer.max_new_tokens == 3 and answer.n == 1 and len(answer_reqs) == 6
+    assert answer_reqs[2].system == "S" and answer_reqs[2].prefill == "<r>\nloop loop\n</r>\n"
+    assert [[c.closed_by for c in o] for o in out] == [["model"] * 2, ["budget"] * 2, ["eos"] * 2]
+    assert out[0][1].text == "<r>\nwhy 1\n</r>\nanswer (0)"
+    assert out[1][0].text == "<r>\nloop loop\n</r>\nanswer (2)"
+    assert (out[1][0].n_tokens, out[1][0].reasoning_tokens, out[1][0].answer_tokens) == (13, 10, 3)
+    from srg.reasoning import ReasoningFormat, final_answer
+
+    fmt = ReasoningFormat("<r>", "</r>")
+    assert [final_answer(o[0].text, fmt) for o in out] == ["answer (0)", "answer (2)", "answer (0)"]
+    with pytest.raises(ValueError, match="reasoning budget"):
+        g.ReasoningBudget(reasoning_tokens=0)
+
+
+def test_budgeted_decoding_with_the_hf_backend(tmp_path, model_dir, backend):
+    """Real decoding: every output has both tags and an answer within the budgets, the rows say
+    who closed the block, and the budget enters the shard key."""
+    job = _job(tmp_path, model_dir, n=1)
+    job.sampling = be_api.SamplingParams(n=1, greedy=True, max_new_tokens=12)
+    job.budget = g.ReasoningBudget(reasoning_tokens=6, answer_tokens=4)
+    free = g.shard_key(_job(tmp_path, model_dir, n=1))
+    assert g.shard_key(job) != free
+    stats = g.run_generation(job, backend=backend, log=lambda *_: None)
+    rows = read_jsonl(job.out)
+    assert stats["rows"] == 5
+    for r in rows:
+        assert r["response"].startswith("<reasoning>\n") and "\n</reasoning>\n" in r["response"]
+        assert r["reasoning_closed"] in g.CLOSED_BY
+        assert r["reasoning_tokens"] <= 6 and r["answer_tokens"] <= 4
+        assert r["n_tokens"] == r["reasoning_tokens"] + r["answer_tokens"]
+    # the base model never writes the closing tag within 6 tokens: the budget closes every block
+    assert {r["reasoning_closed"] for r in rows} <= {"budget", "eos"}

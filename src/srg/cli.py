@@ -63,7 +63,7 @@ def cmd_generate(a) -> None:
     """One model, one decoding mode, one or more prompt sets (``--prompts``, ``--out`` and
     ``--evalset`` pair up): one process, one model load (srg.generation.run_generations)."""
     from srg.backends import SamplingParams
-    from srg.generation import GenerationJob, run_generations
+    from srg.generation import GenerationJob, ReasoningBudget, run_generations
 
     if not len(a.prompts) == len(a.out) == len(a.evalset):
         raise SystemExit(
@@ -83,6 +83,7 @@ def cmd_generate(a) -> None:
             backend=p["backend"],
             backend_options=p.get("backend_options", {}),
             shard_size=p["shard_size"],
+            budget=ReasoningBudget(**p["budget"]) if p.get("budget") else None,
         )
         for prompts, out, evalset in zip(a.prompts, a.out, a.evalset)
     ]
@@ -123,7 +124,10 @@ def cmd_judge(a) -> None:
             "refusal": v.refusal,
             "unsafe": v.unsafe,
             "nonrefusal": v.nonrefusal,
-            "malformed": v.malformed,
+            # budgeted decoding: a block the budget (or EOS) had to close is malformed, although
+            # its answer after the closing tag is what was judged
+            "malformed": v.malformed or g.get("reasoning_closed", "model") != "model",
+            **({"reasoning_closed": g["reasoning_closed"]} if "reasoning_closed" in g else {}),
             "reason": v.reason,
         }
         for g, r, v in zip(gens, recs, verdicts)

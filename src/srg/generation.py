@@ -15,6 +15,67 @@ from srg.config import content_hash
 from srg.io import read_jsonl, shard_dir_for, write_jsonl
 
 
+@dataclass(frozen=True)
+class ReasoningBudget:
+    """Budgeted decoding of a reasoning model (README "Reasoning budget"): the assistant turn is
+    prefilled with the opening tag; the model writes its reasoning until it writes the closing tag
+    itself or ``reasoning_tokens`` run out (then the closing tag is appended for it); the answer
+    after the closed block gets ``answer_tokens``, the answer budget of every plain model."""
+
+    open_tag: str = "<reasoning>"
+    close_tag: str = "</reasoning>"
+    reasoning_tokens: int = 168
+    answer_tokens: int = 24
+
+    def __post_init__(self) -> None:
+        if self.reasoning_tokens < 1 or self.answer_tokens < 1:
+            raise ValueError(f"reasoning budget: token budgets must be >= 1, got {self}")
+        if not self.open_tag or not self.close_tag:
+            raise ValueError(f"reasoning budget: tags must be non-empty, got {self}")
+
+
+CLOSED_BY = ("model", "budget", "eos")  # who closed a budgeted reasoning block
+
+
+@dataclass
+class BudgetedCompletion:
+    """A reasoning output decoded under a :class:`ReasoningBudget`: the whole text (tags
+    included), and who closed the block: the model (it wrote the closing tag), the budget (the
+    reasoning tokens ran out) or ``eos`` (the model ended its turn inside the block)."""
+
+    text: str
+    n_tokens: int
+    finished: bool
+    closed_by: str
+    reasoning_tokens: int
+    answer_tokens: int
+
+
+def generate_budgeted(
+    backend: Backend, requests: Sequence[Request], params: SamplingParams, budget: ReasoningBudget, progress=None
+) -> list[list[BudgetedCompletion]]:
+    """n budgeted reasoning outputs per request (two backend calls: reasoning, then answer).
+
+    Every backend supports it: an assistant prefill and stop strings are all it needs."""
+    from dataclasses import replace
+
+    opening = f"{budget.open_tag}\n"
+    think = replace(params, max_new_tokens=budget.reasoning_tokens, stop=(budget.close_tag,))
+    first = backend.generate([replace(r, prefill=r.prefill + opening) for r in requests], think, progress)
+    flat = [(i, c) for i, comps in enumerate(first) for c in comps]
+    heads = [f"{opening}{c.text.strip()}\n{budget.close_tag}\n" for _, c in flat]
+    answer = replace(params, n=1, max_new_tokens=budget.answer_tokens, stop=())
+    answers = backend.generate(
+        [replace(requests[i], prefill=requests[i].prefill + h) for (i, _), h in zip(flat, heads)], answer
+    )
+    out: list[list[BudgetedCompletion]] = [[] for _ in requests]
+    for (i, c), h, (a,) in zip(flat, heads, answers):
+        closed = c.hit_stop if c.hit_stop is not None else c.finished
+        by = "model" if closed else ("eos" if c.finished else "budget")
+        out[i].append(BudgetedCompletion(h + a.text, c.n_tokens + a.n_tokens, a.finished, by, c.n_tokens, a.n_tokens))
+    return out
+
+
 @dataclass
 class GenerationJob:
     """One (model, prompt set, decoding mode) run, written as JSONL shards then merged."""
@@ -29,6 +90,7 @@ class GenerationJob:
     backend: str = "hf"
     backend_options: dict = field(default_factory=dict)
     shard_size: int = 128
+    budget: ReasoningBudget | None = None  # reasoning models: budgeted decoding (generate_budgeted)
 
 
 def shard_key(job: GenerationJob) -> str:
@@ -47,6 +109,7 @@ def shard_key(job: GenerationJob) -> str:
             "backend": job.backend,
             "opts": job.backend_options,
             "shard": job.shard_size,
+            **({"budget": asdict(job.budget)} if job.budget else {}),
         }
     )
 
@@ -85,22 +148,30 @@ def run_generation(job: GenerationJob, backend: Backend | None = None, log=print
             chunk = records[i * job.shard_size : (i + 1) * job.shard_size]
             reqs = [Request(r["prompt"], (r.get("meta") or {}).get("system")) for r in chunk]
             params = SamplingParams(**{**asdict(job.sampling), "seed": job.sampling.seed + i})
-            outs = backend.generate(reqs, params, progress=bar.update)
+            if job.budget:
+                outs = generate_budgeted(backend, reqs, params, job.budget, progress=bar.update)
+            else:
+                outs = backend.generate(reqs, params, progress=bar.update)
             rows = []
             for r, comps in zip(chunk, outs):
                 for j, c in enumerate(comps):
-                    rows.append(
-                        {
-                            "prompt_id": r["id"],
-                            "sample": j,
-                            "response": c.text,
-                            "n_tokens": c.n_tokens,
-                            "finished": c.finished,
-                            "model": job.model_name,
-                            "evalset": job.evalset,
-                            "mode": job.mode,
+                    row = {
+                        "prompt_id": r["id"],
+                        "sample": j,
+                        "response": c.text,
+                        "n_tokens": c.n_tokens,
+                        "finished": c.finished,
+                        "model": job.model_name,
+                        "evalset": job.evalset,
+                        "mode": job.mode,
+                    }
+                    if isinstance(c, BudgetedCompletion):
+                        row |= {
+                            "reasoning_closed": c.closed_by,
+                            "reasoning_tokens": c.reasoning_tokens,
+                            "answer_tokens": c.answer_tokens,
                         }
-                    )
+                    rows.append(row)
                     n_tokens += c.n_tokens
             write_jsonl(shards / f"{i:05d}.jsonl", rows)
         bar.close()

@@ -37,6 +37,7 @@ class Completion:
     text: str
     n_tokens: int
     finished: bool  # stopped on EOS or a stop string rather than the token limit
+    hit_stop: bool | None = None  # ended on one of ``params.stop`` (None: the backend cannot tell EOS apart)
 
 
 @dataclass(frozen=True)

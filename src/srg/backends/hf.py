@@ -200,8 +200,8 @@ class HFBackend:
             logits, next_pos = out.logits[:, -1, :], next_pos + 1
         comps = []
         for g, f in zip(generated, finished):
-            text, _ = cut_at_stop(tok.decode(g, skip_special_tokens=True), stop)
-            comps.append(Completion(text.strip(), len(g), f))
+            text, hit = cut_at_stop(tok.decode(g, skip_special_tokens=True), stop)
+            comps.append(Completion(text.strip(), len(g), f, hit))
         return [comps[i * n : (i + 1) * n] for i in range(n_prompts)]
 
 

@@ -137,12 +137,15 @@ def _completion(choice: dict, n_choices: int, stop: tuple[str, ...] = (), prefil
     text = msg.get("content") or ""
     if prefill and text.startswith(prefill):  # some servers echo the prefilled assistant text
         text = text[len(prefill) :]
-    text, _ = cut_at_stop(text, stop)  # a server that ignores `stop` still gets cut
+    text, cut = cut_at_stop(text, stop)  # a server that ignores `stop` still gets cut
     text = text.strip()
     used = (choice.get("_usage") or {}).get("completion_tokens")
     # usage counts all choices of a response; split evenly when n > 1 (approximate per sample)
     n_tokens = int(round(used / n_choices)) if isinstance(used, int | float) else len(text.split())
-    return Completion(text, n_tokens, choice.get("finish_reason") == "stop")
+    finished = choice.get("finish_reason") == "stop"
+    # the API's "stop" covers EOS and stop strings alike: unknown (None) unless the text was cut here
+    hit = True if cut else (None if finished and stop else False)
+    return Completion(text, n_tokens, finished, hit)
 
 
 @register_backend("openai")

@@ -102,12 +102,15 @@ class VLLMBackend:
         outs = self.llm.generate(prompts, sampling, use_tqdm=False, **kw)
         results = []
         for o in outs:  # vLLM returns outputs in input order
-            results.append(
-                [
-                    Completion(cut_at_stop(c.text, params.stop)[0].strip(), len(c.token_ids), c.finish_reason == "stop")
-                    for c in o.outputs
-                ]
-            )
+            results.append([_completion(c, params.stop) for c in o.outputs])
         if progress:
             progress(len(prompts) * params.n)
         return results
+
+
+def _completion(c, stop: tuple[str, ...]) -> Completion:
+    """A vLLM ``CompletionOutput`` as a Completion; ``stop_reason`` is the stop string it ended on
+    (None for EOS or the length limit)."""
+    text, cut = cut_at_stop(c.text, stop)
+    hit = cut or isinstance(getattr(c, "stop_reason", None), str)
+    return Completion(text.strip(), len(c.token_ids), c.finish_reason == "stop", hit)
