@@ -154,7 +154,11 @@ def generation_params(mode, model=None):
         "shard_size": g["shard_size"],
         "sampling": sampling_params(mode, model),
         "backend_options": opts,
-        **({"budget": reasoning_budget()} if model is not None and is_reasoning_model(model) and mode != "answer" else {}),
+        **(
+            {"budget": reasoning_budget()}
+            if model is not None and is_reasoning_model(model) and mode != "answer"
+            else {}
+        ),
     }
 
 
