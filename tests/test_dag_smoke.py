@@ -169,6 +169,14 @@ def test_smoke_outputs(smoke_run):
     nocd_rows = [json.loads(x) for x in (r / "data/srg_no_cd_train.jsonl").read_text().splitlines()]
     assert all(x["system"] is None for x in srg_rows) and all("Intent:" in x["system"] for x in nocd_rows)
     assert all("<reasoning>" in x["completion"] for x in srg_rows)
+    # budgeted decoding (srg.budget_forcing): every reasoning output is closed and has an answer,
+    # the rows say who closed the block, and malformed means the model did not close it itself
+    for m in ("srg", "srg_minus_framing"):
+        gens = [json.loads(x) for x in (r / f"generations/{m}/id_eval.greedy.jsonl").read_text().splitlines()]
+        assert all(g["response"].startswith("<reasoning>\n") and "\n</reasoning>\n" in g["response"] for g in gens)
+        assert all(g["reasoning_tokens"] <= 12 and g["answer_tokens"] <= 12 for g in gens)  # 24 - 12, 12
+        judged = [json.loads(x) for x in (r / f"judgements/{m}/id_eval.greedy.jsonl").read_text().splitlines()]
+        assert [j["malformed"] for j in judged] == [g["reasoning_closed"] != "model" for g in gens]
     # every rule left a log and a benchmark
     assert any((r / "benchmarks" / "train").glob("*.tsv")) and any((r / "logs" / "generate").rglob("*.log"))
 

@@ -62,7 +62,10 @@ def test_prompt_truncation_cuts_the_middle_of_the_user_text(model_dir):
     user = "Start here. " + "filler word " * 200 + "What is 2 + 2?"
     ids, cut = encode_chat(tok, user, "You are terse.", 48, prefill="<reasoning>")
     text = tok.decode(ids)
-    assert cut and len(ids) <= 48
+    bare, _ = encode_chat(tok, user, "You are terse.", 48)
+    assert cut and len(bare) <= 48 and ids[: len(bare)] == bare  # the limit bounds the prompt before the prefill
+    long_prefill, _ = encode_chat(tok, user, "You are terse.", 48, prefill="<reasoning>\n" + "a thought " * 30)
+    assert long_prefill[: len(bare)] == bare  # however long the prefill, the request is cut the same way
     assert text.startswith("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nStart here.")
     assert "[...]" in text and text.endswith("2 + 2?<|im_end|>\n<|im_start|>assistant\n<reasoning>")
     short, cut = encode_chat(tok, "Hi.", None, 48)

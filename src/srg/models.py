@@ -201,15 +201,18 @@ def encode_chat(
 
     A prompt over ``max_prompt_tokens`` is cut in the *middle of the user text*: the head and the
     tail of the request are kept around a ``[...]`` mark, so the system turn, the user header, the
-    end of the request and the generation prompt all survive. Every backend and the hidden-state
-    extraction encode through this one function."""
+    end of the request and the generation prompt all survive. The limit bounds the prompt
+    *before* the prefill (the assistant's own text): a request is cut the same way whatever the
+    prefill, so every model and every step of a prefilled decoding sees the same request. Every
+    backend and the hidden-state extraction encode through this one function."""
 
-    def enc(text: str) -> list[int]:
-        return tokenizer(chat_prompt(tokenizer, text, system, prefill), add_special_tokens=False)["input_ids"]
+    def enc(text: str, with_prefill: bool = False) -> list[int]:
+        chat = chat_prompt(tokenizer, text, system, prefill if with_prefill else "")
+        return tokenizer(chat, add_special_tokens=False)["input_ids"]
 
     ids = enc(user)
     if len(ids) <= max_prompt_tokens:
-        return ids, False
+        return (enc(user, True) if prefill else ids), False
     user_ids = tokenizer(user, add_special_tokens=False)["input_ids"]
     overhead = len(enc(TRUNCATION_MARK.strip())) + 2
     budget = max_prompt_tokens - overhead
@@ -223,11 +226,11 @@ def encode_chat(
         )
         ids = enc(cut)
         if len(ids) <= max_prompt_tokens:
-            return ids, True
+            return (enc(cut, True) if prefill else ids), True
         budget -= len(ids) - max_prompt_tokens  # re-tokenising at the seams can add a token or two
     raise ValueError(
-        f"max_prompt_tokens={max_prompt_tokens} leaves no room for the user text: the chat template, "
-        f"system prompt and prefill alone take {overhead} tokens"
+        f"max_prompt_tokens={max_prompt_tokens} leaves no room for the user text: the chat template "
+        f"and system prompt alone take {overhead} tokens"
     )
 
 
