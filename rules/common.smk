@@ -539,6 +539,14 @@ def helpfulness_generations(wildcards):
     return []
 
 
+REASONING_EVALUATED = [m for m in [*EVAL_MODELS, *SEED_REPLICAS] if is_reasoning_model(m)]
+
+
+def closure_inputs():
+    """Greedy generation files of every evaluated reasoning model: dev split and eval sets."""
+    return [generation_file(m, e, "greedy") for m in REASONING_EVALUATED for e in [*DEV_SETS, *evalsets_of(m)]]
+
+
 def greedy_pairs():
     return [(m, e) for m in EVAL_MODELS for e in evalsets_of(m)]
 
@@ -560,6 +568,8 @@ def generation_bundles():
     for m in BON_SAMPLED:
         wanted |= {(m, e, mode) for e in bon_evalsets(m) for mode in ("greedy", "sample")}
     wanted |= {("base", e, "greedy") for e in DEV_SETS} | {("base", "train_benign", "answer")}
+    # reasoning models on the dev split, decoded as they are evaluated: closure and reasoning length
+    wanted |= {(m, e, "greedy") for m in REASONING_EVALUATED for e in DEV_SETS}
     order = {e: i for i, e in enumerate([*DEV_SETS, "train_benign", *ALL_EVALSETS])}
     bundles = {}
     for m, e, mode in sorted(wanted, key=lambda t: (t[0], t[2], order[t[1]])):
@@ -669,6 +679,7 @@ def final_targets():
         *executed_notebooks(),
         f"{RESULTS}/claims.json",
         f"{RESULTS}/data/truncation.json",
+        *([f"{RESULTS}/tables/closure.json"] if REASONING_EVALUATED else []),
         *bench,
         *notebook_htmls(),
         f"{RESULTS}/report/provenance.json",

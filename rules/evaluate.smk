@@ -56,6 +56,23 @@ if EXTRA_JUDGES:  # rules/judge.smk
             "python -m srg.judges.agreement {params.pairs} --out {output} > {log} 2>&1"
 
 
+rule closure:
+    """Who closed each reasoning block (model, budget, EOS) and how long the reasoning ran, per
+    reasoning model and set: the dev split (sizing evidence) and every eval set (closure target)."""
+    input:
+        closure_inputs(),
+    output:
+        f"{RESULTS}/tables/closure.json",
+    log:
+        log_path("closure"),
+    benchmark:
+        bench_path("closure")
+    params:
+        fmt=as_json(CFG["reasoning"]),
+    shell:
+        "python -m srg closure --out {output} --format {params.fmt:q} {input} > {log} 2>&1"
+
+
 rule evaluation:
     """notebooks/evaluation.ipynb: main table, SRG vs RT BoN, ablations, C3 and C4 claims."""
     input:

@@ -177,6 +177,10 @@ def test_smoke_outputs(smoke_run):
         assert all(g["reasoning_tokens"] <= 12 and g["answer_tokens"] <= 12 for g in gens)  # 24 - 12, 12
         judged = [json.loads(x) for x in (r / f"judgements/{m}/id_eval.greedy.jsonl").read_text().splitlines()]
         assert [j["malformed"] for j in judged] == [g["reasoning_closed"] != "model" for g in gens]
+    closure = json.loads((r / "tables/closure.json").read_text())
+    assert set(closure) == {"srg", "srg_no_cd", "srg_minus_framing"}
+    assert {"dev_harmful", "dev_benign", "dev_overrefusal", "id_eval"} <= set(closure["srg"])
+    assert 0 <= closure["srg"]["id_eval"]["closed_by_model"] <= 1
     # every rule left a log and a benchmark
     assert any((r / "benchmarks" / "train").glob("*.tsv")) and any((r / "logs" / "generate").rglob("*.log"))
 

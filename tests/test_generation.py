@@ -354,3 +354,28 @@ def test_budgeted_decoding_with_the_hf_backend(tmp_path, model_dir, backend):
         assert r["n_tokens"] == r["reasoning_tokens"] + r["answer_tokens"]
     # the base model never writes the closing tag within 6 tokens: the budget closes every block
     assert {r["reasoning_closed"] for r in rows} <= {"budget", "eos"}
+
+
+def test_closure_report_counts_who_closed_and_sizes_from_model_closed_blocks(tmp_path):
+    from srg.cli import main
+    from srg.reasoning import closure_report
+
+    rows = [
+        {"model": "srg", "evalset": "dev_harmful", "response": "<reasoning>\na\n</reasoning>\nNo.", "n_tokens": 12}
+        | {"reasoning_closed": by, "reasoning_tokens": t, "answer_tokens": 2}
+        for by, t in [("model", 10), ("model", 30), ("budget", 168), ("eos", 5)]
+    ]
+    rep = closure_report(rows)
+    assert rep["n"] == 4 and rep["closed_by"] == {"model": 0.5, "budget": 0.25, "eos": 0.25}
+    assert rep["closed_by_model"] == 0.5 and rep["reasoning_tokens_closed"]["max"] == 30  # budget-closed left out
+    assert rep["reasoning_tokens_closed"]["p50"] == 20.0 and rep["answer_tokens_p50"] == 2.0
+    free = [{"response": "<reasoning>\na\n</reasoning>\nNo."}, {"response": "<reasoning>\nloop loop"}]
+    assert closure_report(free)["closed_by"] == {"model": 0.5, "budget": 0.0, "eos": 0.0, "none": 0.5}
+    with pytest.raises(ValueError, match="no rows"):
+        closure_report([])
+    write_jsonl(tmp_path / "g.jsonl", rows)
+    fmt = '{"open_tag": "<reasoning>", "close_tag": "</reasoning>"}'
+    main(["closure", "--out", str(tmp_path / "c.json"), "--format", fmt, str(tmp_path / "g.jsonl")])
+    import json
+
+    assert json.loads((tmp_path / "c.json").read_text())["srg"]["dev_harmful"]["closed_by_model"] == 0.5

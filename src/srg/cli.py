@@ -137,6 +137,22 @@ def cmd_judge(a) -> None:
     print(f"{a.out}: {n} judged, unsafe {sum(r['unsafe'] for r in rows) / max(n, 1):.3f}")
 
 
+def cmd_closure(a) -> None:
+    """srg.reasoning.closure_report per (model, set) of reasoning models' generation files."""
+    from srg.reasoning import ReasoningFormat, closure_report
+
+    fmt = ReasoningFormat(**json.loads(a.format))
+    out: dict = {}
+    for path in a.generations:
+        rows = read_jsonl(path)
+        if not rows:
+            raise ValueError(f"{path}: no generation rows")
+        out.setdefault(rows[0]["model"], {})[rows[0]["evalset"]] = closure_report(rows, fmt)
+    write_json(a.out, out)
+    for m, sets in out.items():
+        print(m, {s: round(v["closed_by_model"], 2) for s, v in sets.items()})
+
+
 def cmd_rt_data(a) -> None:
     from srg.judges import make_judge
     from srg.rt_data import build_rt_rows
@@ -365,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(f"--{k}", required=True)
     s.add_argument("sets", nargs="+", help="name=path.jsonl")
     s.set_defaults(fn=cmd_truncation)
+
+    s = sub.add_parser("closure", help="who closed reasoning blocks, per generation file")
+    s.add_argument("--out", required=True)
+    s.add_argument("--format", required=True, help="JSON of srg.reasoning.ReasoningFormat")
+    s.add_argument("generations", nargs="+")
+    s.set_defaults(fn=cmd_closure)
 
     s = sub.add_parser("rt-data", help="build the refusal-training set")
     for k in ("harmful", "benign", "benign-generations", "out", "stats", "params", "resources"):

@@ -70,3 +70,30 @@ def parse(text: str, fmt: ReasoningFormat = ReasoningFormat()) -> Parsed:
 def final_answer(text: str, fmt: ReasoningFormat = ReasoningFormat()) -> str | None:
     """The text a judge should score, or None when the output has no final answer."""
     return parse(text, fmt).answer
+
+
+def closure_report(rows: list[dict], fmt: ReasoningFormat = ReasoningFormat()) -> dict:
+    """Who closed the reasoning blocks of one (model, set)'s generation rows, and how long the
+    reasoning the model closed itself ran (README "Reasoning budget").
+
+    Budgeted rows carry ``reasoning_closed`` (``model`` | ``budget`` | ``eos``) and token counts;
+    a free-decoded row counts as closed by the model when its block parses closed (``none``
+    otherwise). ``closed_by_model`` is the closure target's share; the token percentiles are over
+    the blocks the model closed (the distribution a reasoning budget is sized from)."""
+    import numpy as np
+
+    if not rows:
+        raise ValueError("closure report of no rows")
+    by = [
+        r.get("reasoning_closed") or ("model" if final_answer(r["response"], fmt) is not None else "none") for r in rows
+    ]
+    closed = [r["reasoning_tokens"] for r, b in zip(rows, by) if b == "model" and "reasoning_tokens" in r]
+    shares = {k: by.count(k) / len(by) for k in dict.fromkeys(["model", "budget", "eos", *by])}
+    out = {"n": len(rows), "closed_by": shares, "closed_by_model": shares["model"]}
+    if closed:
+        p50, p95, p99 = (float(np.percentile(closed, q)) for q in (50, 95, 99))
+        out["reasoning_tokens_closed"] = {"p50": p50, "p95": p95, "p99": p99, "max": int(max(closed))}
+    answers = [r["answer_tokens"] for r in rows if "answer_tokens" in r]
+    if answers:
+        out["answer_tokens_p50"] = float(np.percentile(answers, 50))
+    return out
