@@ -164,15 +164,16 @@ def generation_params(mode, model=None):
 
 def reasoning_budget():
     """srg.generation.ReasoningBudget of every reasoning model (README "Reasoning budget"): the
-    answer gets the plain models' budget, the reasoning the rest of srg.max_new_tokens; None
-    without srg.budget_forcing (free decoding up to srg.max_new_tokens)."""
+    answer gets the plain models' budget, the reasoning srg.reasoning_tokens (null: the rest of
+    srg.max_new_tokens); None without srg.budget_forcing (free decoding up to srg.max_new_tokens)."""
     if not CFG["srg"]["budget_forcing"]:
         return None
     answer = CFG["generation"]["max_new_tokens"]
+    reasoning = CFG["srg"]["reasoning_tokens"] or CFG["srg"]["max_new_tokens"] - answer
     return {
         "open_tag": FMT.open_tag,
         "close_tag": FMT.close_tag,
-        "reasoning_tokens": CFG["srg"]["max_new_tokens"] - answer,
+        "reasoning_tokens": reasoning,
         "answer_tokens": answer,
     }
 

@@ -44,7 +44,11 @@ def test_defaults_are_filled():
         ({"seeds": {"extra": [0]}}, "'seeds.extra.0': 0 is less than the minimum of 1"),
         ({"bon": {"seed_replicas": ["srg"]}, "seeds": {"models": ["rt"]}}, "'bon.seed_replicas': 'srg' needs"),
         ({"bon": {"seed_replicas": ["base"]}}, "'bon.seed_replicas': 'base' needs"),
-        ({"srg": {"max_new_tokens": 24}}, "'srg.max_new_tokens' (24) must exceed generation.max_new_tokens (24)"),
+        (
+            {"srg": {"max_new_tokens": 24, "reasoning_tokens": None}},
+            "'srg.max_new_tokens' (24) must exceed generation.max_new_tokens (24)",
+        ),
+        ({"srg": {"reasoning_tokens": 0}}, "'srg.reasoning_tokens': 0 is less than the minimum of 1"),
     ],
 )
 def test_bad_configs_name_the_key(override, needle):

@@ -379,3 +379,30 @@ def test_closure_report_counts_who_closed_and_sizes_from_model_closed_blocks(tmp
     import json
 
     assert json.loads((tmp_path / "c.json").read_text())["srg"]["dev_harmful"]["closed_by_model"] == 0.5
+
+
+def test_budget_sweep_reads_the_closure_curve_off_one_greedy_run():
+    from srg.budget_sweep import choose_budget, closure_curve
+
+    curve = closure_curve([10, 150, 170, 200, None], [128, 168, 192, 256])
+    assert curve == {128: 0.2, 168: 0.4, 192: 0.6, 256: 0.8}
+    with pytest.raises(ValueError, match="no outputs"):
+        closure_curve([], [128])
+    reaches = {"srg": {"dev_harmful": {128: 0.5, 192: 0.96, 256: 1.0}, "dev_benign": {128: 0.9, 192: 0.95, 256: 1.0}}}
+    assert choose_budget(reaches, 0.95) == (192, True)
+    # never 0.95: the smallest budget within the plateau of every curve's value at the cap
+    loops = {"a": {"s": {128: 0.5, 192: 0.79, 256: 0.80}}, "b": {"s": {128: 0.7, 192: 0.70, 256: 0.90}}}
+    assert choose_budget(loops, 0.95) == (256, False)
+    assert choose_budget({"a": {"s": {128: 0.5, 192: 0.79, 256: 0.80}}}, 0.95) == (192, False)
+
+
+def test_budget_sweep_runs_on_a_real_model(tmp_path, model_dir):
+    """The sweep's greedy run on a real model: one closure length (or None) per prompt, each
+    within the cap; the curve is monotone in the budget."""
+    from srg.budget_sweep import closed_lengths, closure_curve
+
+    sets = {"dev_harmful": [{"prompt": "Say hi."}, {"prompt": "Name a colour."}]}
+    lengths = closed_lengths(str(model_dir), sets, 6, dtype="float32", batch_size=2)
+    assert len(lengths["dev_harmful"]) == 2 and all(t is None or 0 < t <= 6 for t in lengths["dev_harmful"])
+    curve = closure_curve(lengths["dev_harmful"], [2, 4, 6])
+    assert list(curve.values()) == sorted(curve.values())

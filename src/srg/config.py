@@ -205,10 +205,11 @@ def _check_srg(cfg: dict) -> None:
         if bad:
             raise ConfigError(f"config key 'bon.evalsets.{m}': unknown eval sets {bad}; allowed: {harmful}")
     s, g = cfg["srg"], cfg["generation"]
-    if s["budget_forcing"] and s["max_new_tokens"] <= g["max_new_tokens"]:
+    if s["budget_forcing"] and s["reasoning_tokens"] is None and s["max_new_tokens"] <= g["max_new_tokens"]:
         raise ConfigError(
             f"config key 'srg.max_new_tokens' ({s['max_new_tokens']}) must exceed generation.max_new_tokens "
-            f"({g['max_new_tokens']}) with srg.budget_forcing: the difference is the reasoning budget"
+            f"({g['max_new_tokens']}) with srg.budget_forcing and no srg.reasoning_tokens: the difference is the "
+            "reasoning budget"
         )
     if cfg["ablations"] and "srg" not in cfg["models"]:
         raise ConfigError("config key 'ablations': ablations are compared with full SRG; add 'srg' to 'models'")
