@@ -406,3 +406,100 @@ def test_budget_sweep_runs_on_a_real_model(tmp_path, model_dir):
     assert len(lengths["dev_harmful"]) == 2 and all(t is None or 0 < t <= 6 for t in lengths["dev_harmful"])
     curve = closure_curve(lengths["dev_harmful"], [2, 4, 6])
     assert list(curve.values()) == sorted(curve.values())
+
+
+VARIED = [
+    be_api.Request("Hi."),
+    be_api.Request("Name three primary colours, then explain why they are called primary in one sentence."),
+    be_api.Request("What is 2 + 2?", system="You are terse."),
+    be_api.Request("Write a haiku about autumn leaves falling on a quiet pond at dusk."),
+    be_api.Request("List two fruits."),
+    be_api.Request("Explain briefly: why is the sky blue?"),
+]
+
+
+def test_continuous_batching_equals_one_batch(model_dir, backend, monkeypatch):
+    """Rows that leave are replaced by newly prefilled prompts (a batch of 2 rows takes several
+    prefills); greedy outputs equal those of one batch holding every prompt, stop strings too."""
+    small = hf.HFBackend(
+        str(model_dir), dtype="float32", batch_size=2, model=backend.model, tokenizer=backend.tokenizer
+    )
+    prefills = []
+    real = hf.HFBackend._prefill
+    monkeypatch.setattr(
+        hf.HFBackend, "_prefill", lambda self, ids, *a: prefills.append(len(ids)) or real(self, ids, *a)
+    )
+    for p in (be_api.SamplingParams(max_new_tokens=16), be_api.SamplingParams(max_new_tokens=16, stop=(".",))):
+        prefills.clear()
+        many = small.generate(VARIED, p)
+        assert len(prefills) >= 3 and max(prefills) <= 2  # refilled as rows left
+        one = backend.generate(VARIED, p)
+        assert [[(c.text, c.n_tokens, c.finished, c.hit_stop) for c in x] for x in many] == [
+            [(c.text, c.n_tokens, c.finished, c.hit_stop) for c in x] for x in one
+        ]
+
+
+@pytest.mark.parametrize("refeed", [0, 4, 99])
+def test_budgeted_one_pass_equals_two_calls(backend, monkeypatch, refeed):
+    """The hf backend's one-pass budgeted decoding (reasoning and answer in one decode loop, the
+    answer prompt fed in place, or prefilled again where it parts from the row's tokens more
+    than ``REFEED`` tokens back) gives the two-call protocol's outputs, whoever closed the block:
+    the model (here at its first comma), EOS or the budget."""
+    monkeypatch.setattr(hf, "REFEED", refeed)
+    budget = g.ReasoningBudget("Answer:", ",", reasoning_tokens=16, answer_tokens=6)
+    p = be_api.SamplingParams(max_new_tokens=99)
+    one = g.generate_budgeted(backend, VARIED, p, budget)
+    two = g.generate_budgeted_two_calls(backend, VARIED, p, budget)
+    assert [[vars(c) for c in x] for x in one] == [[vars(c) for c in x] for x in two]
+    assert {c.closed_by for x in one for c in x} == set(g.CLOSED_BY)
+    s = be_api.SamplingParams(n=3, greedy=False, temperature=0.7, max_new_tokens=99, seed=1)
+    a, b = g.generate_budgeted(backend, VARIED[:3], s, budget), g.generate_budgeted(backend, VARIED[:3], s, budget)
+    assert [[vars(c) for c in x] for x in a] == [[vars(c) for c in x] for x in b]  # seeded
+    for x in a:
+        assert len(x) == 3
+        for c in x:
+            assert c.text.startswith("Answer:\n") and c.n_tokens == c.reasoning_tokens + c.answer_tokens
+            assert c.reasoning_tokens <= 16 and c.answer_tokens <= 6
+
+
+def test_greedy_shards_of_several_sets_share_backend_calls(tmp_path, model_dir):
+    """Greedy shards of several jobs with one decoding setting go to the backend together, up to
+    shard_size prompts a call, and each lands in its own job's shard and output; sampled shards
+    are one call each (seed = job seed + shard index)."""
+
+    def script(req, params, j):
+        return be_api.Completion(f"{req.user}/{j}", 1, True, None)
+
+    def jobs(mode, sampling):
+        out = []
+        for name, n_prompts in (("a", 3), ("b", 2), ("c", 4)):
+            prompts = tmp_path / f"{name}.jsonl"
+            write_jsonl(prompts, [{"id": f"{name}{i}", "prompt": f"{name}{i}"} for i in range(n_prompts)])
+            out.append(
+                g.GenerationJob(
+                    str(prompts),
+                    str(tmp_path / f"{name}.{mode}.jsonl"),
+                    str(model_dir),
+                    "m",
+                    name,
+                    mode,
+                    sampling,
+                    shard_size=5,
+                )
+            )
+        return out
+
+    fake = ScriptedBackend(script)
+    greedy = jobs("greedy", be_api.SamplingParams(max_new_tokens=4))
+    g.run_generations(greedy, log=lambda *_: None, backend=fake)
+    assert [[r.user for r in reqs] for reqs, _ in fake.calls] == [
+        ["a0", "a1", "a2", "b0", "b1"],
+        ["c0", "c1", "c2", "c3"],
+    ]
+    for job in greedy:
+        assert [r["response"] for r in read_jsonl(job.out)] == [r["prompt"] + "/0" for r in read_jsonl(job.prompts)]
+    fake.calls.clear()
+    sampled = jobs("sample", be_api.SamplingParams(n=2, greedy=False, max_new_tokens=4, seed=7))
+    g.run_generations(sampled, log=lambda *_: None, backend=fake)
+    assert [(len(reqs), p.seed) for reqs, p in fake.calls] == [(3, 7), (2, 7), (4, 7)]
+    assert [r["response"] for r in read_jsonl(sampled[1].out)] == ["b0/0", "b0/1", "b1/0", "b1/1"]

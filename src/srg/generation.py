@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from srg.backends import Backend, Request, SamplingParams, make_backend
+from srg.backends import Backend, Completion, Request, SamplingParams, make_backend
 from srg.config import content_hash
 from srg.io import read_jsonl, shard_dir_for, write_jsonl
 
@@ -33,6 +33,15 @@ class ReasoningBudget:
         if not self.open_tag or not self.close_tag:
             raise ValueError(f"reasoning budget: tags must be non-empty, got {self}")
 
+    @property
+    def opening(self) -> str:
+        """The assistant prefill of the reasoning step."""
+        return f"{self.open_tag}\n"
+
+    def answer_prefill(self, reasoning: str) -> str:
+        """The assistant prefill of the answer step: the reasoning (stripped), closed."""
+        return f"{self.opening}{reasoning.strip()}\n{self.close_tag}\n"
+
 
 CLOSED_BY = ("model", "budget", "eos")  # who closed a budgeted reasoning block
 
@@ -51,28 +60,52 @@ class BudgetedCompletion:
     answer_tokens: int
 
 
+def assemble_budgeted(reasoning: Completion, answer: Completion, budget: ReasoningBudget) -> BudgetedCompletion:
+    """One budgeted output from its reasoning step (stopped at the closing tag) and its answer
+    step, and who closed the block."""
+    closed = reasoning.hit_stop if reasoning.hit_stop is not None else reasoning.finished
+    by = "model" if closed else ("eos" if reasoning.finished else "budget")
+    return BudgetedCompletion(
+        budget.answer_prefill(reasoning.text) + answer.text,
+        reasoning.n_tokens + answer.n_tokens,
+        answer.finished,
+        by,
+        reasoning.n_tokens,
+        answer.n_tokens,
+    )
+
+
 def generate_budgeted(
     backend: Backend, requests: Sequence[Request], params: SamplingParams, budget: ReasoningBudget, progress=None
 ) -> list[list[BudgetedCompletion]]:
-    """n budgeted reasoning outputs per request (two backend calls: reasoning, then answer).
+    """n budgeted reasoning outputs per request: a backend with its own ``generate_budgeted``
+    (``hf``: one pass, nothing prefilled twice) runs it; any other takes two calls
+    (:func:`generate_budgeted_two_calls`)."""
+    native = getattr(backend, "generate_budgeted", None)
+    if native is not None:
+        return native(requests, params, budget, progress)
+    return generate_budgeted_two_calls(backend, requests, params, budget, progress)
 
-    Every backend supports it: an assistant prefill and stop strings are all it needs."""
+
+def generate_budgeted_two_calls(
+    backend: Backend, requests: Sequence[Request], params: SamplingParams, budget: ReasoningBudget, progress=None
+) -> list[list[BudgetedCompletion]]:
+    """Budgeted decoding with any backend (an assistant prefill and stop strings are all it
+    needs): the reasoning call (opening tag prefilled, stopped at the closing tag or the
+    reasoning budget), then one answer call per output, on the closed block, with the answer
+    budget."""
     from dataclasses import replace
 
-    opening = f"{budget.open_tag}\n"
     think = replace(params, max_new_tokens=budget.reasoning_tokens, stop=(budget.close_tag,))
-    first = backend.generate([replace(r, prefill=r.prefill + opening) for r in requests], think, progress)
+    first = backend.generate([replace(r, prefill=r.prefill + budget.opening) for r in requests], think, progress)
     flat = [(i, c) for i, comps in enumerate(first) for c in comps]
-    heads = [f"{opening}{c.text.strip()}\n{budget.close_tag}\n" for _, c in flat]
     answer = replace(params, n=1, max_new_tokens=budget.answer_tokens, stop=())
     answers = backend.generate(
-        [replace(requests[i], prefill=requests[i].prefill + h) for (i, _), h in zip(flat, heads)], answer
+        [replace(requests[i], prefill=requests[i].prefill + budget.answer_prefill(c.text)) for i, c in flat], answer
     )
     out: list[list[BudgetedCompletion]] = [[] for _ in requests]
-    for (i, c), h, (a,) in zip(flat, heads, answers):
-        closed = c.hit_stop if c.hit_stop is not None else c.finished
-        by = "model" if closed else ("eos" if c.finished else "budget")
-        out[i].append(BudgetedCompletion(h + a.text, c.n_tokens + a.n_tokens, a.finished, by, c.n_tokens, a.n_tokens))
+    for (i, c), (a,) in zip(flat, answers):
+        out[i].append(assemble_budgeted(c, a, budget))
     return out
 
 
@@ -120,95 +153,132 @@ def shard_dir(job: GenerationJob) -> Path:
 
 
 def run_generation(job: GenerationJob, backend: Backend | None = None, log=print) -> dict:
-    """Generate every missing shard, then merge into ``job.out`` (the shards are kept, under their
-    content key, for the next run). Returns run statistics."""
+    """Generate every missing shard of one job, then merge into ``job.out`` (:func:`run_generations`)."""
+    return run_generations([job], log=log, backend=backend)[0]
+
+
+@dataclass
+class _Shard:
+    """One missing shard of a job: its records and where it goes."""
+
+    job: int
+    index: int
+    records: list[dict]
+    path: Path
+
+
+def _rows(job: GenerationJob, records: list[dict], outs: list[list]) -> list[dict]:
+    """Output rows of one shard: one per (prompt, sample)."""
+    rows = []
+    for r, comps in zip(records, outs):
+        for j, c in enumerate(comps):
+            row = {
+                "prompt_id": r["id"],
+                "sample": j,
+                "response": c.text,
+                "n_tokens": c.n_tokens,
+                "finished": c.finished,
+                "model": job.model_name,
+                "evalset": job.evalset,
+                "mode": job.mode,
+            }
+            if isinstance(c, BudgetedCompletion):
+                row |= {
+                    "reasoning_closed": c.closed_by,
+                    "reasoning_tokens": c.reasoning_tokens,
+                    "answer_tokens": c.answer_tokens,
+                }
+            rows.append(row)
+    return rows
+
+
+def _calls(jobs: Sequence[GenerationJob], shards: list[_Shard]) -> list[list[_Shard]]:
+    """Group missing shards into backend calls. A sampled shard is its own call (its seed is the
+    job's seed + shard index, so its samples never depend on which other shards were missing).
+    Greedy shards of jobs with the same decoding settings share calls of up to ``shard_size``
+    prompts: a continuous-batching backend keeps its batch full across the sets instead of
+    draining it at the end of every small set, and a killed run loses at most one call."""
+    calls: list[list[_Shard]] = []
+    open_calls: dict[str, list[_Shard]] = {}
+    for sh in shards:
+        job = jobs[sh.job]
+        if not job.sampling.greedy:
+            calls.append([sh])
+            continue
+        key = content_hash({"sampling": asdict(job.sampling), "budget": asdict(job.budget) if job.budget else None})
+        call = open_calls.get(key)
+        if call is None or sum(len(x.records) for x in call) + len(sh.records) > job.shard_size:
+            call = open_calls[key] = []
+            calls.append(call)
+        call.append(sh)
+    return calls
+
+
+def run_generations(jobs: Sequence[GenerationJob], log=print, backend: Backend | None = None) -> list[dict]:
+    """Run several jobs of one model and backend in one process: the backend (model load, and
+    the process's imports before it) is built once, when the first missing shard needs it, and
+    shared; greedy shards of several jobs are decoded together (:func:`_calls`); each job keeps
+    its own content-keyed shards and output, so a changed prompt set regenerates only its own
+    shards (the shards stay after the merge, so an unchanged set is merged again without
+    generating). Returns each job's statistics; ``wall_s`` is the whole run's."""
     from tqdm.auto import tqdm
 
-    records = read_jsonl(job.prompts)
-    if not records:
-        raise ValueError(f"prompt set {job.prompts} is empty")
-    shards = shard_dir_for(job.out, shard_key(job))  # also drops stale shards of other keys
-    n_shards = math.ceil(len(records) / job.shard_size)
-    todo = [i for i in range(n_shards) if not (shards / f"{i:05d}.jsonl").exists()]
-    log(
-        f"{job.model_name}/{job.evalset}/{job.mode}: {len(records)} prompts x n={job.sampling.n}, "
-        f"{n_shards} shards ({n_shards - len(todo)} already done)"
-    )
-    t0, n_tokens = time.perf_counter(), 0
-    if todo:
-        backend = backend or make_backend(job.backend, model_path=job.model_path, **job.backend_options)
-        remaining = sum(len(records[i * job.shard_size : (i + 1) * job.shard_size]) for i in todo)
-        bar = tqdm(
-            total=remaining * job.sampling.n,
-            desc=f"{job.model_name}/{job.evalset}/{job.mode}",
-            unit="seq",
-            mininterval=5,
-        )
-        for i in todo:
-            chunk = records[i * job.shard_size : (i + 1) * job.shard_size]
-            reqs = [Request(r["prompt"], (r.get("meta") or {}).get("system")) for r in chunk]
-            params = SamplingParams(**{**asdict(job.sampling), "seed": job.sampling.seed + i})
-            if job.budget:
-                outs = generate_budgeted(backend, reqs, params, job.budget, progress=bar.update)
-            else:
-                outs = backend.generate(reqs, params, progress=bar.update)
-            rows = []
-            for r, comps in zip(chunk, outs):
-                for j, c in enumerate(comps):
-                    row = {
-                        "prompt_id": r["id"],
-                        "sample": j,
-                        "response": c.text,
-                        "n_tokens": c.n_tokens,
-                        "finished": c.finished,
-                        "model": job.model_name,
-                        "evalset": job.evalset,
-                        "mode": job.mode,
-                    }
-                    if isinstance(c, BudgetedCompletion):
-                        row |= {
-                            "reasoning_closed": c.closed_by,
-                            "reasoning_tokens": c.reasoning_tokens,
-                            "answer_tokens": c.answer_tokens,
-                        }
-                    rows.append(row)
-                    n_tokens += c.n_tokens
-            write_jsonl(shards / f"{i:05d}.jsonl", rows)
-        bar.close()
-    merged = [row for i in range(n_shards) for row in read_jsonl(shards / f"{i:05d}.jsonl")]
-    write_jsonl(job.out, merged)
-    # the shards stay (small, content-keyed): when a multi-set job reruns because one of its sets
-    # changed, every unchanged set is merged again from them without generating
-    wall = time.perf_counter() - t0
-    return {
-        "rows": len(merged),
-        "generated_tokens": n_tokens,
-        "wall_s": round(wall, 2),
-        "tokens_per_s": round(n_tokens / wall, 1) if todo and wall > 0 else None,
-        "resumed_shards": n_shards - len(todo),
-    }
-
-
-def run_generations(jobs: Sequence[GenerationJob], log=print) -> list[dict]:
-    """Run several jobs of one model and backend in one process: the backend (model load, and
-    the process's imports before it) is built once, on the first job with a missing shard, and
-    shared; each job keeps its own content-keyed shards and output, so a changed prompt set
-    regenerates only its own shards."""
     if not jobs:
         return []
     first = jobs[0]
     for j in jobs[1:]:
         if (j.model_path, j.backend, j.backend_options) != (first.model_path, first.backend, first.backend_options):
             raise ValueError(f"{j.out}: jobs of one run must share model path, backend and backend options")
-    backend = None
-
-    class _Lazy:
-        """Builds the shared backend on first use (a run whose shards all exist loads no model)."""
-
-        def generate(self, *args, **kwargs):
-            nonlocal backend
-            if backend is None:
-                backend = make_backend(first.backend, model_path=first.model_path, **first.backend_options)
-            return backend.generate(*args, **kwargs)
-
-    return [run_generation(job, backend=_Lazy(), log=log) for job in jobs]
+    t0 = time.perf_counter()
+    dirs, missing, new_tokens = [], [], [0] * len(jobs)
+    for k, job in enumerate(jobs):
+        recs = read_jsonl(job.prompts)
+        if not recs:
+            raise ValueError(f"prompt set {job.prompts} is empty")
+        d = shard_dir_for(job.out, shard_key(job))  # also drops stale shards of other keys
+        n_shards = math.ceil(len(recs) / job.shard_size)
+        todo = [i for i in range(n_shards) if not (d / f"{i:05d}.jsonl").exists()]
+        log(
+            f"{job.model_name}/{job.evalset}/{job.mode}: {len(recs)} prompts x n={job.sampling.n}, "
+            f"{n_shards} shards ({n_shards - len(todo)} already done)"
+        )
+        dirs.append((d, n_shards, len(todo)))
+        missing += [
+            _Shard(k, i, recs[i * job.shard_size : (i + 1) * job.shard_size], d / f"{i:05d}.jsonl") for i in todo
+        ]
+    if missing:
+        backend = backend or make_backend(first.backend, model_path=first.model_path, **first.backend_options)
+        bar = tqdm(
+            total=sum(len(sh.records) * jobs[sh.job].sampling.n for sh in missing),
+            desc=f"{first.model_name}/{first.mode}",
+            unit="seq",
+            mininterval=5,
+        )
+        for call in _calls(jobs, missing):
+            job = jobs[call[0].job]
+            params = SamplingParams(**{**asdict(job.sampling), "seed": job.sampling.seed + call[0].index})
+            reqs = [Request(r["prompt"], (r.get("meta") or {}).get("system")) for sh in call for r in sh.records]
+            if job.budget:
+                outs = generate_budgeted(backend, reqs, params, job.budget, progress=bar.update)
+            else:
+                outs = backend.generate(reqs, params, progress=bar.update)
+            for sh in call:
+                rows = _rows(jobs[sh.job], sh.records, outs[: len(sh.records)])
+                write_jsonl(sh.path, rows)
+                new_tokens[sh.job] += sum(r["n_tokens"] for r in rows)
+                outs = outs[len(sh.records) :]
+        bar.close()
+    wall = round(time.perf_counter() - t0, 2)
+    stats = []
+    for job, (d, n_shards, n_todo), tokens in zip(jobs, dirs, new_tokens):
+        merged = [row for i in range(n_shards) for row in read_jsonl(d / f"{i:05d}.jsonl")]
+        write_jsonl(job.out, merged)
+        stats.append(
+            {
+                "rows": len(merged),
+                "generated_tokens": tokens,
+                "wall_s": wall,
+                "resumed_shards": n_shards - n_todo,
+            }
+        )
+    return stats

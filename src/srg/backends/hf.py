@@ -1,12 +1,96 @@
-"""Backend ``hf`` (transformers): batched, left padding, length-sorted batches, KV cache, one
-shared prefill per prompt whose cache is repeated n times, and a decode loop that drops rows
-as they finish. Runs on CPU or one GPU."""
+"""Backend ``hf`` (transformers): continuous batching over a KV cache on CPU or one GPU.
+
+Prompts are prefilled in length-sorted groups (each prompt once, its cache repeated n times for
+n samples) and join a running batch of at most ``batch_size`` rows; a row leaves when it ends
+and the next prompts are prefilled into the freed rows, so the batch stays full instead of
+thinning out while its longest row finishes. Each decode step appends to the KV cache in place
+(``kv_cache.GrowingCache``) and attends without copying the grouped key/value heads
+(``attention``). Budgeted reasoning (``generate_budgeted``) runs in the same loop: when a row's
+reasoning ends, the exact tokens of the two-call protocol's answer prompt are fed to it in
+place, so its prompt and reasoning are never prefilled twice."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from srg.backends.base import Completion, Request, SamplingParams, cut_at_stop, register_backend
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """One decoding phase of a row: a token limit and the strings that end it."""
+
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class _Row:
+    """One sequence in the running batch: the tokens in its KV cache (``ids``, logical order),
+    the tokens it generated in each finished phase and the current one, why each phase ended,
+    and forced tokens still to feed (the budget's continuation) before sampling resumes."""
+
+    prompt: int
+    sample: int
+    ids: list[int]
+    phase: int = 0
+    generated: list[list[int]] = field(default_factory=lambda: [[]])
+    ended: list[tuple[bool, bool]] = field(default_factory=list)  # (finished: EOS or stop, hit stop)
+    forced: list[int] = field(default_factory=list)
+
+
+class _Batch:
+    """The running batch of a continuous-batching decode: left-aligned KV cache rows whose
+    columns may hold masked gaps (left padding, a merged group's padding, a rolled-back
+    continuation), the 2-D attention mask over those columns, and the last logits per row."""
+
+    def __init__(self, cache, mask, logits, rows: list[_Row]):
+        self.cache, self.mask, self.logits, self.rows = cache, mask, logits, rows
+
+    def keep(self, idx: list[int]) -> None:
+        """Keep rows ``idx`` (in that order) and drop cache columns no kept row attends to."""
+        import torch
+
+        sel = torch.tensor(idx, device=self.mask.device)
+        mask = self.mask[sel]
+        start = int((mask.sum(0) > 0).nonzero()[0, 0]) if len(idx) else 0
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[sel, :, start:]
+            layer.values = layer.values[sel, :, start:]
+        self.mask, self.logits = mask[:, start:], self.logits[sel]
+        self.rows = [self.rows[i] for i in idx]
+
+    def repeat(self, n: int) -> None:
+        """Repeat every row n times in place (n samples of one prefilled prompt)."""
+        import copy
+
+        if n == 1:
+            return
+        self.cache.batch_repeat_interleave(n)
+        self.mask, self.logits = self.mask.repeat_interleave(n, 0), self.logits.repeat_interleave(n, 0)
+        self.rows = [_Row(r.prompt, s, list(r.ids), forced=copy.copy(r.forced)) for r in self.rows for s in range(n)]
+
+    def extend(self, other: _Batch) -> None:
+        """Append ``other``'s rows, left-padding the shorter cache so the columns line up."""
+        import torch
+        import torch.nn.functional as F
+
+        width = max(self.mask.shape[1], other.mask.shape[1])
+
+        def pad(x, dim_from_end: int):
+            missing = width - x.shape[-dim_from_end]
+            if not missing:
+                return x
+            spec = [0, 0] * (dim_from_end - 1) + [missing, 0]
+            return F.pad(x, spec)
+
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys = torch.cat([pad(mine.keys, 2), pad(theirs.keys, 2)])
+            mine.values = torch.cat([pad(mine.values, 2), pad(theirs.values, 2)])
+        self.mask = torch.cat([pad(self.mask, 1), pad(other.mask, 1)])
+        self.logits = torch.cat([self.logits, other.logits])
+        self.rows += other.rows
 
 
 @register_backend("hf")
@@ -34,8 +118,12 @@ class HFBackend:
 
         if threads:
             torch.set_num_threads(threads)
+        from srg.backends import attention
+
         self.tokenizer = tokenizer or models.load_tokenizer(model_path)
         self.model = model or models.load_model(model_path, dtype)
+        if self.model.config._attn_implementation == "sdpa":
+            self.model.set_attn_implementation(attention.register())  # the same attention, no K/V copies
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
         self.default_system = system_prompt
@@ -56,22 +144,36 @@ class HFBackend:
         return ids
 
     def generate(self, requests, params, progress=None):
-        import torch
+        rows = self._run(
+            self._encode(requests), params, [_Phase(params.max_new_tokens, params.stop)], progress=progress
+        )
+        return [[self._completion(r, 0, params.stop) for r in rows[i]] for i in range(len(requests))]
 
-        encoded = self._encode(requests)
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        results: list[list[Completion] | None] = [None] * len(encoded)
-        for b, idx in enumerate(
-            length_buckets([len(encoded[i]) for i in order], max(1, self.batch_size // params.n), self.bucket_ratio)
-        ):
-            idx = [order[i] for i in idx]
-            torch.manual_seed(params.seed * 1_000_003 + b)
-            outs = self._generate_batch([encoded[i] for i in idx], params)
-            for i, comps in zip(idx, outs):
-                results[i] = comps
-            if progress:
-                progress(len(idx) * params.n)
-        return results  # type: ignore[return-value]
+    def generate_budgeted(self, requests, params, budget, progress=None):
+        """``srg.generation.generate_budgeted`` in one decoding pass, with the same outputs as
+        its two backend calls: a row whose reasoning ended (closing tag, EOS or the reasoning
+        budget) is rolled back to where its tokens and the answer prompt's tokens (the
+        two-call protocol's re-encoded prompt) part, and fed the rest of that prompt in place;
+        its answer then gets the answer budget. Each prompt is prefilled once."""
+        from dataclasses import replace
+
+        from srg.generation import assemble_budgeted
+
+        think = _Phase(budget.reasoning_tokens, (budget.close_tag,))
+        reqs = [replace(r, prefill=r.prefill + budget.opening) for r in requests]
+
+        def answer_prompt(row: _Row) -> list[int]:
+            reasoning = self._completion(row, 0, think.stop)
+            r = requests[row.prompt]
+            return self._encode([replace(r, prefill=r.prefill + budget.answer_prefill(reasoning.text))], count=False)[0]
+
+        rows = self._run(
+            self._encode(reqs), params, [think, _Phase(budget.answer_tokens)], answer_prompt, progress=progress
+        )
+        return [
+            [assemble_budgeted(self._completion(r, 0, think.stop), self._completion(r, 1, ()), budget) for r in rows[i]]
+            for i in range(len(requests))
+        ]
 
     def generate_branches(self, requests, branches, params, progress=None):
         """n completions per (request, branch): ``out[i][b]`` continues request i's prefill
@@ -107,102 +209,185 @@ class HFBackend:
         buckets = length_buckets(
             [len(prefixes[i]) for i in order], max(1, self.batch_size // params.n), self.bucket_ratio
         )
+        phases = [_Phase(params.max_new_tokens, params.stop)]
         for k, idx in enumerate(buckets):
             idx = [order[i] for i in idx]
             with torch.inference_mode():
-                cache, _, mask, next_pos = self._prefill([prefixes[i] for i in idx])
+                prefilled = self._prefill([_Row(i, 0, prefixes[i]) for i in idx])
                 for bi in shared:
-                    torch.manual_seed(params.seed * 1_000_003 + k * 1_009 + bi)
-                    branch_cache = copy.deepcopy(cache)
-                    tail = torch.tensor(tails[bi], device=self.model.device)
-                    steps = tail.numel()
-                    branch_mask = torch.cat([mask, mask.new_ones((len(idx), steps))], dim=1)
+                    steps = len(tails[bi])
+                    mask = torch.cat([prefilled.mask, prefilled.mask.new_ones((len(idx), steps))], dim=1)
+                    start = _Batch(copy.deepcopy(prefilled.cache), mask, None, [])
+                    start.rows = [_Row(i, 0, prefixes[i] + tails[bi]) for i in idx]
+                    pos = torch.tensor([len(prefixes[i]) for i in idx], device=self.model.device)
                     out = self.model(
-                        input_ids=tail.expand(len(idx), steps),
-                        attention_mask=branch_mask,
-                        position_ids=next_pos[:, None] + torch.arange(steps, device=self.model.device),
-                        past_key_values=branch_cache,
+                        input_ids=torch.tensor(tails[bi], device=self.model.device).expand(len(idx), steps),
+                        attention_mask=mask,
+                        position_ids=pos[:, None] + torch.arange(steps, device=self.model.device),
+                        past_key_values=start.cache,
                         use_cache=True,
+                        logits_to_keep=1,
                     )
-                    outs = self._decode(branch_cache, out.logits[:, -1, :], branch_mask, next_pos + steps, params)
-                    for i, comps in zip(idx, outs):
-                        results[i][bi] = comps
+                    start.logits = out.logits[:, -1, :]
+                    start.repeat(params.n)
+                    by_prompt = self._run(
+                        [], params, phases, start=start, seed=params.seed * 1_000_003 + k * 1_009 + bi
+                    )
+                    for i in idx:
+                        results[i][bi] = [self._completion(r, 0, params.stop) for r in by_prompt[i]]
             if progress:
                 progress(len(idx) * params.n * len(shared))
         return results
 
-    def _prefill(self, batch_ids: list[list[int]]):
-        """Left-padded forward over the prompts: (KV cache, last logits, attention mask, next position)."""
+    def _completion(self, row: _Row, phase: int, stop: Sequence[str]) -> Completion:
+        """A row's completion of one phase: text up to the first stop string, stripped."""
+        tokens = row.generated[phase]
+        text, hit = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), stop)
+        return Completion(text.strip(), len(tokens), row.ended[phase][0], hit)
+
+    def _prefill(self, rows: list[_Row]) -> _Batch:
+        """Left-padded forward over the rows' tokens (``row.ids``): a batch of those rows with
+        their KV cache and last logits."""
+        from srg.backends.kv_cache import GrowingCache
         from srg.models import left_pad
 
-        input_ids, mask = left_pad(batch_ids, self.tokenizer.pad_token_id, self.model.device)
+        input_ids, mask = left_pad([r.ids for r in rows], self.tokenizer.pad_token_id, self.model.device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True)
-        return out.past_key_values, out.logits[:, -1, :], mask, pos[:, -1] + 1
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=pos,
+            past_key_values=GrowingCache(),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return _Batch(out.past_key_values, mask, out.logits[:, -1, :], rows)
 
-    def _generate_batch(self, batch_ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
-        """Prefill once, repeat the cache n times, then decode (``_decode``)."""
-        import torch
+    def _next_group(self, pending: list[int], prompts: list[list[int]], max_prompts: int) -> list[int]:
+        """The next prompts to prefill: the longest pending ones, at most ``max_prompts``, no
+        shorter than ``bucket_ratio`` x the first (left padding below 1 - ratio of each row)."""
+        group = [pending.pop(0)]
+        while (
+            pending
+            and len(group) < max_prompts
+            and len(prompts[pending[0]]) >= self.bucket_ratio * len(prompts[group[0]])
+        ):
+            group.append(pending.pop(0))
+        return group
 
-        with torch.inference_mode():
-            cache, logits, mask, next_pos = self._prefill(batch_ids)
-            return self._decode(cache, logits, mask, next_pos, params)
+    def _run(self, prompts, params, phases, continuation=None, progress=None, start=None, seed=None):
+        """Continuous-batching decode: every row of ``start`` plus n rows per prompt, through
+        ``phases``; returns the finished rows grouped by prompt, in sample order.
 
-    def _decode(self, cache, logits, mask, next_pos, params: SamplingParams) -> list[list[Completion]]:
-        """Repeat each prompt's cache n times, then decode only rows that have not hit EOS.
-
-        Finished rows leave the batch (their KV cache rows are dropped), so no step is spent on
-        padding after EOS; for n > 1 each prompt is prefilled once. A row also finishes when its
-        text contains one of ``params.stop`` (checked on the decoded tail of the row).
-        """
+        Rows are picked (greedy or sampled: ``pick_tokens``), end a phase on EOS, a stop string of
+        the phase (checked on the decoded tail) or its token limit; after a phase that is not
+        the last, ``continuation(row)`` gives the tokens the row's next phase must start from
+        (``_roll_back``). A row that ends its last phase leaves the batch and its cache rows are
+        dropped; when at least an eighth of the batch is free (or every pending prompt fits),
+        the next prompts are prefilled into it."""
         import torch
 
         tok, model = self.tokenizer, self.model
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
-        n_prompts = logits.shape[0]
         n = params.n
-        stop = params.stop
-        tail = 4 + max((len(x) for x in stop), default=0)  # tokens whose text can hold a stop string
-        if n > 1:
-            cache.batch_repeat_interleave(n)
-            logits, mask, next_pos = (x.repeat_interleave(n, 0) for x in (logits, mask, next_pos))
-        rows = logits.shape[0]
-        active = torch.arange(rows, device=model.device)
-        generated: list[list[int]] = [[] for _ in range(rows)]
-        finished = [False] * rows
-        for step in range(params.max_new_tokens):
-            picked = pick_tokens(logits, params)
-            keep = []
-            for j, (r, t) in enumerate(zip(active.tolist(), picked.tolist())):
-                if t in eos_ids:
-                    finished[r] = True
-                    continue
-                generated[r].append(t)
-                if stop and any(x in tok.decode(generated[r][-tail:]) for x in stop):
-                    finished[r] = True
-                else:
+        capacity = max(self.batch_size, n)
+        pending = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        tails = [4 + max((len(x) for x in ph.stop), default=0) for ph in phases]  # tokens that can hold a stop string
+        finished: dict[int, list[_Row]] = {}
+        redo: list[_Row] = []
+        batch = start if start is not None and start.rows else None
+        torch.manual_seed(params.seed * 1_000_003 if seed is None else seed)
+        with torch.inference_mode():
+            while batch is not None or pending or redo:
+                new = None
+                if redo:  # rows whose next phase starts far back: prefilled again, in one group
+                    new, redo = self._prefill(redo), []
+                free = capacity - (len(batch.rows) if batch else 0) - (len(new.rows) if new else 0)
+                if pending and free >= n and (batch is None or free >= capacity // 8 or len(pending) * n <= free):
+                    group = self._next_group(pending, prompts, free // n)
+                    fresh = self._prefill([_Row(i, 0, list(prompts[i])) for i in group])
+                    fresh.repeat(n)
+                    if new is None:
+                        new = fresh
+                    else:
+                        new.extend(fresh)
+                if new is not None:
+                    if batch is None:
+                        batch = new
+                    else:
+                        batch.extend(new)
+                picked = pick_tokens(batch.logits, params).tolist()
+                feed, keep = [], []
+                for j, (row, t) in enumerate(zip(batch.rows, picked)):
+                    if not row.forced:
+                        phase, gen = phases[row.phase], row.generated[-1]
+                        if t in eos_ids:
+                            row.ended.append((True, False))
+                        else:
+                            gen.append(t)
+                            if phase.stop and any(x in tok.decode(gen[-tails[row.phase] :]) for x in phase.stop):
+                                row.ended.append((True, True))
+                            elif len(gen) >= phase.max_new_tokens:
+                                row.ended.append((False, False))
+                        if len(row.ended) == len(phases):
+                            finished.setdefault(row.prompt, []).append(row)
+                            if progress:
+                                progress(1)
+                            continue
+                        if len(row.ended) > row.phase:  # the phase ended: continue from its next prompt
+                            row.phase += 1
+                            row.generated.append([])
+                            if not self._roll_back(batch, j, row, continuation(row)):
+                                redo.append(row)
+                                continue
+                    feed.append(row.forced.pop(0) if row.forced else t)
                     keep.append(j)
-            if not keep or step == params.max_new_tokens - 1:
-                break
-            if len(keep) < len(active):
-                sel = torch.tensor(keep, device=model.device)
-                cache.batch_select_indices(sel)
-                active, mask, next_pos, picked = active[sel], mask[sel], next_pos[sel], picked[sel]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            out = model(
-                input_ids=picked[:, None],
-                attention_mask=mask,
-                position_ids=next_pos[:, None],
-                past_key_values=cache,
-                use_cache=True,
-            )
-            logits, next_pos = out.logits[:, -1, :], next_pos + 1
-        comps = []
-        for g, f in zip(generated, finished):
-            text, hit = cut_at_stop(tok.decode(g, skip_special_tokens=True), stop)
-            comps.append(Completion(text.strip(), len(g), f, hit))
-        return [comps[i * n : (i + 1) * n] for i in range(n_prompts)]
+                if not keep:
+                    batch = None
+                    continue
+                if len(keep) < len(batch.rows):
+                    batch.keep(keep)
+                batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
+                out = model(
+                    input_ids=torch.tensor(feed, device=model.device)[:, None],
+                    attention_mask=batch.mask,
+                    position_ids=torch.tensor([len(r.ids) for r in batch.rows], device=model.device)[:, None],
+                    past_key_values=batch.cache,
+                    use_cache=True,
+                )
+                batch.logits = out.logits[:, -1, :]
+                for row, t in zip(batch.rows, feed):
+                    row.ids.append(t)
+        return {i: sorted(rows, key=lambda r: r.sample) for i, rows in finished.items()}
+
+    @staticmethod
+    def _roll_back(batch: _Batch, j: int, row: _Row, target: list[int]) -> bool:
+        """Make row ``j`` continue from ``target``. Where its cached tokens and ``target`` part
+        within the last ``REFEED`` tokens of ``target`` (the usual case: the closing tag and the
+        newline after it), mask the cache columns of its tokens after the common prefix and
+        queue the rest of ``target`` as forced tokens, fed one per step (masked columns take no
+        part in attention and positions are logical, so the row's next logits are those of
+        ``target`` decoded from scratch, up to floating-point order) and return True. Where they
+        part earlier (a reasoning text that began with whitespace, which the protocol strips),
+        set ``row.ids = target`` and return False: the caller prefills the row again."""
+        p = 0
+        limit = min(len(row.ids), len(target) - 1)
+        while p < limit and row.ids[p] == target[p]:
+            p += 1
+        if len(target) - p > REFEED:
+            row.ids, row.forced = list(target), []
+            return False
+        drop = len(row.ids) - p
+        if drop:
+            cols = batch.mask[j].nonzero()[-drop:, 0]
+            batch.mask[j, cols] = 0
+        row.ids = row.ids[:p]
+        row.forced = list(target[p:])
+        return True
+
+
+REFEED = 16  # forced tokens fed one per step at most; a longer continuation is prefilled again
 
 
 def length_buckets(lengths: Sequence[int], max_rows: int, ratio: float = 0.0) -> list[list[int]]:
