@@ -7,9 +7,10 @@ For every shape (greedy at the plain and the reasoning token budgets; n-sample B
 three things run on the same prompts, the same model object, dtype and torch threads:
 
 - ``backend``: ``HFBackend.generate`` exactly as the DAG calls it;
-- ``hf_generate``: ``model.generate`` on the very batches the backend forms (length-sorted buckets,
-  left padding; ``num_return_sequences=n``, ``do_sample``, the same temperature / top_p and
-  ``top_k=0`` for sampling), what a user would write instead of this backend;
+- ``hf_generate``: ``model.generate`` (stock ``sdpa`` attention and cache) on length-sorted,
+  left-padded buckets of ``batch_size // n`` prompts (``num_return_sequences=n``, ``do_sample``,
+  the same temperature / top_p and ``top_k=0`` for sampling), what a user would write instead
+  of this backend;
 - ``ceiling``: one prefill per batch (the cache repeated n times for sampling) plus T cached
   single-token forward steps for every row, no EOS: the forward passes alone.
 
@@ -133,8 +134,11 @@ def run_shape(name: str, shape: dict, backend, texts: list[str], a, threads: int
         outs = backend.generate(reqs, params)
         b_wall = time.perf_counter() - t0
     b_tokens = sum(c.n_tokens for cs in outs for c in cs)
+    attn = backend.model.config._attn_implementation
+    backend.model.set_attn_implementation("sdpa")  # HF as a user has it: stock attention and cache
     with phase(f"{name}.hf_generate", threads):
         hf = hf_generate(backend.model, backend.tokenizer, batches, shape, a.temperature, a.top_p, a.seed)
+    backend.model.set_attn_implementation(attn)
     with phase(f"{name}.ceiling", threads):
         t0 = time.perf_counter()
         ceil = forward_ceiling(backend.model, batches, backend.tokenizer.pad_token_id, shape["max_new_tokens"], n)

@@ -133,3 +133,20 @@ def test_vs_hf_generate_tiny(resources, model_dir, tmp_path):
         assert s["speedup_vs_hf_generate"] == pytest.approx(
             s["backend"]["tokens_per_s"] / s["hf_generate"]["tokens_per_s"], rel=0.02
         )
+
+
+def test_budgeted_decoding_benchmark_compares_one_pass_two_calls_and_hf(tmp_path, resources, model_dir):
+    """benchmarks/budgeted_decoding.py: the three ways decode the same greedy outputs (one pass
+    equals two calls; HF generate the same number of tokens) and the speedups are their walls."""
+    bench = _load("budgeted_decoding")
+    out = tmp_path / "bd.json"
+    args = ["--out", str(out), "--prompts", "3", "--reasoning-tokens", "6", "--answer-tokens", "3"]
+    res = bench.main([*args, "--batch-size", "2", "--resources", str(resources), "--model", str(model_dir)])
+    assert json.loads(out.read_text()) == res
+    runs = res["runs"]
+    assert res["same_outputs_one_pass_two_calls"] is True
+    assert runs["one_pass"]["tokens"] == runs["two_calls"]["tokens"] == runs["hf_generate"]["tokens"]
+    assert sum(runs["one_pass"]["closed_by"].values()) == 3
+    assert res["wall_speedup_vs_two_calls"] == pytest.approx(
+        runs["two_calls"]["wall_s"] / runs["one_pass"]["wall_s"], rel=0.02
+    )
