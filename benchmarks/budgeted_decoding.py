@@ -25,9 +25,6 @@ seconds, tokens per second and the speedups of ``one_pass`` over the other two; 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,14 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generation import (  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
     MODEL_NAME,
-    PHASES,
     ROOT,
+    add_model_args,
     batches_like_backend,
     benign_prompts,
     ensure_model,
     loadavg,
     phase,
     rate,
+    run_environment,
 )
 
 
@@ -56,14 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--n", type=int, default=1, help="samples per prompt (1: greedy)")
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-p", type=float, default=0.9)
-    p.add_argument("--batch-size", type=int, default=32, help="generation.batch_size")
-    p.add_argument("--max-prompt-tokens", type=int, default=512)
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (the DAG gives a job 1)")
-    p.add_argument("--resources", default=str(ROOT / "resources"))
-    p.add_argument("--model", default=None, help="model directory (default: resources/models/" + MODEL_NAME + ")")
     p.add_argument("--skip-hf", action="store_true", help="leave out the HF generate baseline")
-    p.add_argument("--seed", type=int, default=0)
+    add_model_args(p, dtype="float32", threads=1)  # the DAG gives a model job 1 thread
     return p.parse_args(argv)
 
 
@@ -116,7 +108,6 @@ def main(argv=None) -> dict:
     load_start, t_start = loadavg(), time.perf_counter()
 
     import torch
-    import transformers
 
     from srg import generation, io
     from srg.backends import Request, SamplingParams
@@ -179,15 +170,7 @@ def main(argv=None) -> dict:
         "dtype": a.dtype,
         "threads": threads,
         "prompt_source": "srg.prompts.load_benign (train_benign pool), seeded shuffle",
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "python_version": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "loadavg": {"start": load_start, "end": loadavg()},
-        "phases": PHASES,
-        "machine_loaded": any((v["cpu_per_thread_wall"] or 0) < 0.8 for v in PHASES.values()),
-        "bench_wall_s": round(time.perf_counter() - t_start, 1),
+        **run_environment(load_start, t_start),
     }
     io.write_json(a.out, out)
     print(

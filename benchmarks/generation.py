@@ -228,6 +228,35 @@ class phase:
         }
 
 
+def add_model_args(p, dtype: str = "bfloat16", threads: int = 0) -> None:
+    """The options every backend benchmark shares: batch, prompt limit, dtype, threads, model, seed."""
+    p.add_argument("--batch-size", type=int, default=32, help="generation.batch_size (rows per forward)")
+    p.add_argument("--max-prompt-tokens", type=int, default=512)
+    p.add_argument("--dtype", default=dtype)
+    p.add_argument("--threads", type=int, default=threads, help="torch threads (0: torch's default)")
+    p.add_argument("--resources", default=str(ROOT / "resources"))
+    p.add_argument("--model", default=None, help="model directory (default: resources/models/" + MODEL_NAME + ")")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_environment(load_start, t_start: float) -> dict:
+    """Library versions, machine, time, load and per-phase CPU share of a benchmark run."""
+    import torch
+    import transformers
+
+    return {
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "python_version": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "loadavg": {"start": load_start, "end": loadavg()},
+        "phases": PHASES,
+        "machine_loaded": any((v["cpu_per_thread_wall"] or 0) < 0.8 for v in PHASES.values()),
+        "bench_wall_s": round(time.perf_counter() - t_start, 1),
+    }
+
+
 def rate(tokens: float, seconds: float) -> float | None:
     return round(tokens / seconds, 1) if seconds > 0 else None
 
@@ -238,7 +267,6 @@ def main(argv=None) -> dict:
     t_start = time.perf_counter()
 
     import torch
-    import transformers
 
     from srg import io
     from srg.backends import Request, SamplingParams
@@ -401,17 +429,9 @@ def main(argv=None) -> dict:
             "no_shared_prefill_wall_s": round(r_wall, 3),
         },
         "where_time_goes": where,
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "python_version": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "loadavg": {"start": load_start, "end": loadavg()},
-        "phases": PHASES,
-        "machine_loaded": any((v["cpu_per_thread_wall"] or 0) < 0.8 for v in PHASES.values())
-        or max((load_start or [0])[0], (loadavg() or [0])[0]) > (os.cpu_count() or 1) * 0.75,
-        "bench_wall_s": round(time.perf_counter() - t_start, 1),
+        **run_environment(load_start, t_start),
     }
+    result["machine_loaded"] |= max((load_start or [0])[0], (loadavg() or [0])[0]) > (os.cpu_count() or 1) * 0.75
     io.write_json(args.out, result)
     print(
         f"[bench] tokens/s {tokens_per_s} | naive {naive_tps} (x{result['speedup_vs_naive']}) | "

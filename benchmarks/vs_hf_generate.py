@@ -22,9 +22,6 @@ rows x T / wall, prefill included). Benign prompts only (``srg.prompts.load_beni
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generation import (  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
     MODEL_NAME,
-    PHASES,
     ROOT,
+    add_model_args,
     batches_like_backend,
     benign_prompts,
     ensure_model,
@@ -42,6 +39,7 @@ from generation import (  # noqa: E402  (benchmarks/ is a folder of scripts, not
     loadavg,
     phase,
     rate,
+    run_environment,
 )
 
 
@@ -55,14 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--n", type=int, default=8, help="bon.n")
     p.add_argument("--temperature", type=float, default=0.7, help="bon.temperature")
     p.add_argument("--top-p", type=float, default=0.9, help="bon.top_p")
-    p.add_argument("--batch-size", type=int, default=32, help="generation.batch_size (rows per forward)")
-    p.add_argument("--max-prompt-tokens", type=int, default=512)
-    p.add_argument("--dtype", default="bfloat16")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--resources", default=str(ROOT / "resources"))
-    p.add_argument("--model", default=None, help="model directory (default: resources/models/" + MODEL_NAME + ")")
     p.add_argument("--shapes", default="all", help="comma-separated subset of the shape names, or all")
-    p.add_argument("--seed", type=int, default=0)
+    add_model_args(p, dtype="bfloat16")
     return p.parse_args(argv)
 
 
@@ -175,7 +167,6 @@ def main(argv=None) -> dict:
     load_start, t_start = loadavg(), time.perf_counter()
 
     import torch
-    import transformers
 
     from srg import io
     from srg.backends import Request, SamplingParams
@@ -208,15 +199,7 @@ def main(argv=None) -> dict:
         "threads": threads,
         "batch_size": a.batch_size,
         "prompt_source": "srg.prompts.load_benign (train_benign pool), seeded shuffle",
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "python_version": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "loadavg": {"start": load_start, "end": loadavg()},
-        "phases": PHASES,
-        "machine_loaded": any((v["cpu_per_thread_wall"] or 0) < 0.8 for v in PHASES.values()),
-        "bench_wall_s": round(time.perf_counter() - t_start, 1),
+        **run_environment(load_start, t_start),
     }
     io.write_json(a.out, out)
     print(f"[bench] wrote {a.out} ({out['bench_wall_s']}s)")
