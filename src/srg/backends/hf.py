@@ -63,13 +63,11 @@ class _Batch:
 
     def repeat(self, n: int) -> None:
         """Repeat every row n times in place (n samples of one prefilled prompt)."""
-        import copy
-
         if n == 1:
             return
         self.cache.batch_repeat_interleave(n)
         self.mask, self.logits = self.mask.repeat_interleave(n, 0), self.logits.repeat_interleave(n, 0)
-        self.rows = [_Row(r.prompt, s, list(r.ids), forced=copy.copy(r.forced)) for r in self.rows for s in range(n)]
+        self.rows = [_Row(r.prompt, s, list(r.ids), forced=list(r.forced)) for r in self.rows for s in range(n)]
 
     def extend(self, other: _Batch) -> None:
         """Append ``other``'s rows, left-padding the shorter cache so the columns line up."""
@@ -217,8 +215,9 @@ class HFBackend:
                 for bi in shared:
                     steps = len(tails[bi])
                     mask = torch.cat([prefilled.mask, prefilled.mask.new_ones((len(idx), steps))], dim=1)
-                    start = _Batch(copy.deepcopy(prefilled.cache), mask, None, [])
-                    start.rows = [_Row(i, 0, prefixes[i] + tails[bi]) for i in idx]
+                    start = _Batch(
+                        copy.deepcopy(prefilled.cache), mask, None, [_Row(i, 0, prefixes[i] + tails[bi]) for i in idx]
+                    )
                     pos = torch.tensor([len(prefixes[i]) for i in idx], device=self.model.device)
                     out = self.model(
                         input_ids=torch.tensor(tails[bi], device=self.model.device).expand(len(idx), steps),
