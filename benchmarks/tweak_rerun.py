@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -118,8 +119,10 @@ def snakemake(workdir: Path, configfile: Path, cores: int, dry: bool) -> tuple[s
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "--configfile", str(configfile)]
     if dry:
         cmd.append("-n")
+    # the rules call ``python -m srg``: the interpreter running this script (the venv) comes first
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     return p.stdout + p.stderr, time.perf_counter() - t0, p.returncode
 
 
@@ -170,6 +173,11 @@ def main(argv=None) -> dict:
             text, wall, rc = snakemake(workdir, configfile, a.cores, dry=False)
             res.update(run_wall_s=round(wall, 1), run_rc=rc)
             ok &= rc == 0
+            if rc != 0:  # the next tweak would stack on a half-run one: stop here, with the reason
+                res["run_error_tail"] = text[-3000:]
+                out["tweaks"][name] = res
+                print(f"[tweak] {name}: the run failed (rc {rc}); stopping:\n{text[-3000:]}", flush=True)
+                break
         out["tweaks"][name] = res
         print(
             f"[tweak] {name}: {len(jobs)} jobs {res['jobs_per_rule']} (dry run {dry_s:.1f}s)"

@@ -4,6 +4,7 @@ path, tweak_rerun's dry-run parsing and downstream-only predicates."""
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -92,6 +93,23 @@ def test_tweak_rerun_parses_dry_runs_and_checks_downstream():
     tr.set_key(cfg, "bon.n", 4)
     tr.set_key(cfg, "evalsets.caesar.options.shift", 5)
     assert cfg == {"bon": {"n": 4, "top_p": 0.9}, "evalsets": {"caesar": {"options": {"shift": 5}}}}
+
+
+def test_tweak_rerun_runs_snakemake_with_the_venv_first_on_path(monkeypatch, tmp_path):
+    """The rules call ``python -m srg``: a benchmark started as ``.venv/bin/python ...`` from a shell
+    without the venv on PATH must still run them with the venv's interpreter (session 15's failure)."""
+    tr = _load("tweak_rerun")
+    seen = {}
+
+    def fake_run(cmd, cwd, capture_output, text, env):
+        seen.update(cmd=cmd, path=env["PATH"])
+        return type("P", (), {"stdout": "", "stderr": "", "returncode": 0})()
+
+    monkeypatch.setattr(tr.subprocess, "run", fake_run)
+    monkeypatch.setenv("PATH", "/usr/bin")
+    tr.snakemake(tmp_path, tmp_path / "c.yaml", 2, dry=True)
+    assert seen["path"].split(":")[0] == str(Path(sys.executable).parent)
+    assert seen["cmd"][:3] == [sys.executable, "-m", "snakemake"] and "-n" in seen["cmd"]
 
 
 def test_vs_hf_generate_tiny(resources, model_dir, tmp_path):
