@@ -172,3 +172,26 @@ def test_cli_several_sets_load_the_model_once(save_tiny_llama, tmp_path, monkeyp
     np.testing.assert_array_equal(hs.load_states(outs[1])[1], hs.load_states(tmp_path / "b1.npz")[1])
     with pytest.raises(SystemExit):  # outputs must pair up with prompt sets
         hs.main(["--prompts", str(a), str(b), "--model-path", str(path), "--out", outs[0]])
+
+
+def test_states_equal_a_forward_with_every_logit(tiny, tok):
+    """Extraction skips the LM head on all but the last position (``logits_to_keep=1``, ~1/5 of
+    the forward at SmolLM2's 49k vocabulary); the hidden states are those of a plain forward."""
+    from srg.models import left_pad
+
+    records = recs("hi", LONG)
+    last, mean = hs.extract_hidden_states(tiny, tok, records, batch_size=2)
+    encoded, _ = hs.encode_prompts(tok, records, 1024)
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+    ids, mask = left_pad([encoded[i] for i in order], tok.pad_token_id, "cpu")
+    with torch.inference_mode():
+        out = tiny(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            output_hidden_states=True,
+            use_cache=False,
+        )
+    ref = torch.stack(out.hidden_states, dim=1)[:, :, -1, :].float().numpy().astype(np.float16)
+    assert out.logits.shape[1] == ids.shape[1]  # the reference did compute every position's logits
+    np.testing.assert_array_equal(last[order], ref)

@@ -130,6 +130,7 @@ def extract_hidden_states(
                 position_ids=position_ids,
                 output_hidden_states=True,
                 use_cache=False,
+                logits_to_keep=1,  # the states are all we keep: no LM head over every position
             )
             hs = torch.stack(out.hidden_states, dim=1).index_select(1, keep_t).float()  # b x l x t x d
             last_b = hs[:, :, -1, :]  # left padding: the last column is every prompt's last token
