@@ -120,7 +120,7 @@ def test_run_extraction_resume_and_roundtrip(tiny, tok, tmp_path):
     hs._save_npz(sdir / "00000.npz", last=sentinel, mean=sentinel, ids=np.array(["p0", "p1"]), stats=np.array([0, 0]))
     stats = hs.run_extraction(prompts, "tiny-path", out, **kw)
     assert stats["resumed_shards"] == 1 and stats["extracted"] == 2
-    assert not sdir.exists()
+    assert sorted(f.name for f in sdir.iterdir()) == ["00000.npz", "00001.npz"]  # kept for reruns
     ids, last, mean = hs.load_states(out)
     assert list(ids) == ["p0", "p1", "p2", "p3"]
     assert last.shape == mean.shape == (4, N_LAYERS + 1, D) and last.dtype == np.float16
@@ -131,9 +131,16 @@ def test_run_extraction_resume_and_roundtrip(tiny, tok, tmp_path):
     assert meta["model"] == "tiny" and meta["layers"] == list(range(N_LAYERS + 1))
     assert meta["num_hidden_layers"] == N_LAYERS and meta["storage_dtype"] == "float16"
     json.dumps(meta)
-    # merged output exists: a rerun with nothing to do still rebuilds from fresh shards
+    # the job reruns (Snakemake removed the output because another set of the job changed): this
+    # set is merged from its kept shards, nothing extracted, the same arrays
+    out.unlink()
     stats2 = hs.run_extraction(prompts, "tiny-path", out, **kw)
-    assert stats2["resumed_shards"] == 0 and stats2["extracted"] == 4
+    assert stats2["resumed_shards"] == 2 and stats2["extracted"] == 0
+    np.testing.assert_array_equal(hs.load_states(out)[1], last)
+    # another prompt set under the same output name (an edited set): the old shards are dropped
+    write_jsonl(prompts, recs("a", "bb", "changed", "dddd", LONG))
+    stats3 = hs.run_extraction(prompts, "tiny-path", out, **kw)
+    assert stats3["resumed_shards"] == 0 and stats3["extracted"] == 4 and not sdir.exists()
 
 
 def test_cli_rejects_unknown_params(tmp_path):

@@ -11,8 +11,9 @@ block's output after the final norm, as transformers returns it):
 
 Both are stored as float16 arrays ``n_prompts x (L+1) x d``. Batches are length-sorted and
 left-padded with explicit position ids, so a prompt's states do not depend on its batch.
-``run_extraction`` writes resumable shards and merges them into one compressed ``.npz``
-(arrays ``last``, ``mean``, ``ids`` and a JSON string ``meta``).
+``run_extraction`` writes resumable, content-keyed shards and merges them into one compressed
+``.npz`` (arrays ``last``, ``mean``, ``ids`` and a JSON string ``meta``); the shards are kept, so a
+rerun of a job whose other sets changed extracts only the changed ones.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -184,7 +184,7 @@ def run_extraction(
     tokenizer=None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Extract every missing shard, merge into ``out_npz`` atomically, remove the shards.
+    """Extract every missing shard and merge them into ``out_npz`` atomically (shards are kept).
 
     Records are the first ``max_prompts`` of the set (prompt sets are seeded-shuffled when built).
     ``model``/``tokenizer`` may be passed in (tests); otherwise they are loaded from ``model_path``.
@@ -286,7 +286,8 @@ def run_extraction(
     _save_npz(Path(out_npz), compressed=True, last=last, mean=mean, ids=np.array(ids), meta=np.array(json.dumps(meta)))
     for p in parts:
         p.close()
-    shutil.rmtree(shards)
+    # the shards stay (as generation's do): when the job reruns because another of its sets changed,
+    # this set is merged from them instead of extracted again
     wall = time.perf_counter() - t0
     done = sum(len(records[i * shard_size : (i + 1) * shard_size]) for i in todo)
     stats = {
