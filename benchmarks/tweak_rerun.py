@@ -16,8 +16,9 @@ ones already run, since the results now hold them):
   generations, judgements, hidden states and the analyses may rerun;
 - ``bon_n``: ``bon.n``; only sampling generations, their judgements and the analyses may rerun.
 
-For each: the dry run's jobs per rule, a check that every job is downstream of the change (a job
-outside the allowed set fails the benchmark), and with ``--run`` the wall time of really running them.
+For each: the dry run's jobs per rule, a check that every job is downstream of the change (touched
+by it directly, or reading a file that such a job of the plan rewrites; any other job fails the
+benchmark), and with ``--run`` the wall time of really running them.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ def _wc(job: dict) -> dict:
 
 
 def _generates(job: dict, evalset: str) -> bool:
-    """A generation job (rule generate_<model>_<mode>) whose outputs include ``evalset``'s file
-    (it reruns, and regenerates only that set's shards: the others are content-keyed and kept)."""
-    return job["rule"].startswith("generate_") and any(
+    """A generation job (rule generate_<model>_<mode>) or a hidden-states job (one per model) whose
+    outputs include ``evalset``'s file (it reruns, and redoes only that set's shards: the others
+    are content-keyed and kept)."""
+    return (job["rule"].startswith("generate_") or job["rule"] == "hidden_states") and any(
         Path(o).name.startswith(f"{evalset}.") for o in job.get("output", "").split(", ")
     )
 
@@ -89,6 +91,26 @@ TWEAKS = {
 }
 
 
+def outside_downstream(jobs: list[dict], allowed) -> list[dict]:
+    """Planned jobs that are not downstream of the change: neither ``allowed`` (the jobs the change
+    touches directly) nor reading a file that an allowed job of the same plan rewrites. A bundled
+    job (one generation job per model and mode, one hidden-states job per model) rewrites all its
+    files when one of its sets changed, so the readers of the others rerun too, at a judge's cost."""
+
+    def files(job, key):
+        return {f for f in job.get(key, "").split(", ") if f}
+
+    ok = [allowed(j) for j in jobs]
+    grew = True
+    while grew:
+        made = set().union(*(files(j, "output") for j, a in zip(jobs, ok) if a))
+        grew = False
+        for i, j in enumerate(jobs):
+            if not ok[i] and files(j, "input") & made:
+                ok[i] = grew = True
+    return [j for j, a in zip(jobs, ok) if not a]
+
+
 def set_key(cfg: dict, path: str, value) -> None:
     *keys, last = path.split(".")
     node = cfg
@@ -100,18 +122,21 @@ def set_key(cfg: dict, path: str, value) -> None:
 _RULE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\S+):$")
 _WILD = re.compile(r"^\s+wildcards: (.*)$")
 _OUTPUT = re.compile(r"^\s+output: (.*)$")
+_INPUT = re.compile(r"^\s+input: (.*)$")
 
 
 def dry_run_jobs(text: str) -> list[dict]:
     jobs, current = [], None
     for line in text.splitlines():
         if m := _RULE.match(line):
-            current = {"rule": m.group(1), "wildcards": "", "output": ""}
+            current = {"rule": m.group(1), "wildcards": "", "output": "", "input": ""}
             jobs.append(current)
         elif current is not None and (m := _WILD.match(line)):
             current["wildcards"] = m.group(1)
         elif current is not None and (m := _OUTPUT.match(line)):
             current["output"] = m.group(1)
+        elif current is not None and (m := _INPUT.match(line)):
+            current["input"] = m.group(1)
     return jobs
 
 
@@ -160,7 +185,7 @@ def main(argv=None) -> dict:
         if rc != 0:
             raise SystemExit(f"dry run of {name} failed (rc {rc}):\n{text[-3000:]}")
         jobs = [j for j in dry_run_jobs(text) if j["rule"] != "all"]
-        outside = [j for j in jobs if not allowed(j)]
+        outside = outside_downstream(jobs, allowed)
         res = {
             "change": {key: value} if key else {},
             "dry_run_s": round(dry_s, 2),

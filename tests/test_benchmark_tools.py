@@ -89,6 +89,24 @@ def test_tweak_rerun_parses_dry_runs_and_checks_downstream():
     )
     assert gen[0]["output"].endswith("caesar.sample.jsonl") and tr.allowed_bon(gen[0]) and tr.allowed_bon(gen[1])
     assert tr.allowed_attack(gen[0]) and not tr.allowed_attack(gen[1])  # only jobs that generate caesar
+    hidden = tr.dry_run_jobs(
+        "rule hidden_states:\n    output: results/hidden/rt/id_eval.npz, results/hidden/rt/caesar.npz\n"
+        "    wildcards: model=rt\n"
+        "rule hidden_states:\n    output: results/hidden/rt/id_eval.npz\n    wildcards: model=rt\n"
+    )
+    assert tr.allowed_attack(hidden[0]) and not tr.allowed_attack(hidden[1]) and not tr.allowed_bon(hidden[0])
+    plan = tr.dry_run_jobs(
+        "rule attack:\n    input: p.jsonl\n    output: results/prompts/caesar.jsonl\n    wildcards: evalset=caesar\n"
+        "rule generate_rt_greedy:\n    input: results/prompts/caesar.jsonl, results/prompts/morse.jsonl\n"
+        "    output: results/generations/rt/caesar.greedy.jsonl, results/generations/rt/morse.greedy.jsonl\n"
+        "rule judge:\n    input: results/generations/rt/morse.greedy.jsonl\n"
+        "    output: results/judgements/rt/morse.greedy.jsonl\n    wildcards: model=rt, evalset=morse, mode=greedy\n"
+        "rule train:\n    input: results/data/rt_train.jsonl\n    wildcards: method=rt\n"
+    )
+    assert plan[2]["input"] == "results/generations/rt/morse.greedy.jsonl" and not tr.allowed_attack(plan[2])
+    # morse's judge reads a file the rerun bundle rewrites: downstream; the training is not
+    assert [j["rule"] for j in tr.outside_downstream(plan, tr.allowed_attack)] == ["train"]
+    assert [j["rule"] for j in tr.outside_downstream(plan[2:], tr.allowed_attack)] == ["judge", "train"]
     cfg = {"bon": {"n": 8, "top_p": 0.9}}
     tr.set_key(cfg, "bon.n", 4)
     tr.set_key(cfg, "evalsets.caesar.options.shift", 5)
