@@ -254,3 +254,82 @@ def test_seed_decides_the_lora_init(tmp_path, tiny_model_dir, train_file):
     a0 = lora_a(0)
     assert torch.equal(a0, lora_a(0))
     assert not torch.equal(a0, lora_a(1))
+
+
+# ------------------------------------------------------------------------------- CPU step
+
+
+def _batch(trainer):
+    return trainer.data_collator([trainer.train_dataset[i] for i in range(len(trainer.train_dataset))])
+
+
+def test_cpu_step_loss_equals_trl_and_full_logits(tmp_path, tiny_model_dir, train_file):
+    """srg.sft_cpu's loss (completion positions only) equals TRL's fused-head loss and a plain
+    masked cross-entropy over the full logits, and so do its gradients (fp32)."""
+    import torch
+    from trl import SFTTrainer
+
+    from srg.sft_cpu import CompletionLossSFTTrainer
+
+    trainer, _, _ = training.build_trainer(
+        train_file, tiny_model_dir, tmp_path / "out", _fast_cfg(lora=True, lora_r=4, lora_dropout=0.0, max_steps=1)
+    )
+    assert isinstance(trainer, CompletionLossSFTTrainer) and trainer.model.config._attn_implementation == "eager"
+    model = trainer.model
+    model.train()
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    with torch.no_grad():  # LoRA's B starts at zero: give the adapter a non-zero effect
+        for p in lora_b:
+            p.normal_(0, 0.02)
+    batch = _batch(trainer)
+
+    def loss_and_grads(compute):
+        model.zero_grad()
+        loss = compute()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in lora_b]
+
+    ours, g_ours = loss_and_grads(lambda: trainer.compute_loss(model, dict(batch)))
+    trl, g_trl = loss_and_grads(lambda: SFTTrainer.compute_loss(trainer, model, dict(batch)))
+
+    def reference():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        labels = batch["labels"][:, 1:]
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1))
+
+    ref, g_ref = loss_and_grads(reference)
+    assert torch.allclose(ours, trl, atol=1e-5) and torch.allclose(ours, ref, atol=1e-5)
+    for a, b, c in zip(g_ours, g_trl, g_ref):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4) and torch.allclose(a, c, atol=1e-6, rtol=1e-4)
+    # the Trainer's token count across accumulation steps divides the summed log-likelihood
+    n = int((batch["labels"][:, 1:] != -100).sum())
+    halved = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(2 * n))
+    assert torch.allclose(halved, ours / 2, atol=1e-6)
+
+
+def test_cpu_step_keeps_frozen_weights_in_bf16_and_merges_full_precision(tmp_path, tiny_model_dir, train_file):
+    """With bf16 autocast, LoRA's frozen linear weights train as bf16 copies, but the merged model
+    is the full-precision checkpoint plus the adapter's delta (the tiny model's random fp32 weights
+    are not bf16 values, so a merge into the copies would show)."""
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "bf16"
+    cfg = _fast_cfg(lora=True, lora_r=4, lora_alpha=8, max_steps=2, bf16=True, target_modules=["q_proj"])
+    trainer, _, _ = training.build_trainer(train_file, tiny_model_dir, out, cfg)
+    assert trainer.frozen_cast
+    q = trainer.model.get_base_model().model.layers[0].self_attn.q_proj
+    assert q.base_layer.weight.dtype == torch.bfloat16 and q.lora_A["default"].weight.dtype == torch.float32
+    training.train(train_file, tiny_model_dir, out, cfg)
+
+    base = load_file(tiny_model_dir / "model.safetensors")
+    merged = load_file(out / "merged" / "model.safetensors")
+    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    name = "model.layers.0.self_attn.q_proj"
+    a = adapter[f"base_model.model.{name}.lora_A.weight"]
+    b = adapter[f"base_model.model.{name}.lora_B.weight"]
+    assert b.abs().sum() > 0  # trained
+    expected = base[f"{name}.weight"] + (8 / 4) * b @ a
+    assert merged[f"{name}.weight"].dtype == torch.float32
+    assert torch.allclose(merged[f"{name}.weight"], expected, atol=1e-6)
+    assert torch.equal(merged["model.layers.0.self_attn.k_proj.weight"], base["model.layers.0.self_attn.k_proj.weight"])

@@ -218,10 +218,13 @@ def build_trainer(
     base_model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     cfg: TrainConfig | None = None,
+    cpu_step: bool = True,
 ):
     """Validate inputs and build the ``SFTTrainer`` (dataset already tokenized and labelled).
 
-    Returns ``(trainer, tokenizer, dataset)``; :func:`train` runs it and writes the outputs.
+    On CPU the step is ``srg.sft_cpu``'s (the same loss, faster) unless ``cpu_step`` is False
+    (TRL's stock step: the benchmark's baseline). Returns ``(trainer, tokenizer, dataset)``;
+    :func:`train` runs it and writes the outputs.
     """
     cfg = cfg or TrainConfig()
     train_jsonl, base_model_dir, out_dir = Path(train_jsonl), Path(base_model_dir), Path(out_dir)
@@ -234,6 +237,7 @@ def build_trainer(
 
     dataset = load_sft_dataset(train_jsonl)
 
+    import torch
     from peft import LoraConfig
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
@@ -258,11 +262,21 @@ def build_trainer(
     )
     lora = cfg.lora_kwargs()
     peft_config = LoraConfig(**lora, bias="none", task_type="CAUSAL_LM") if lora is not None else None
-    trainer = SFTTrainer(
+    trainer_class = SFTTrainer
+    on_cpu = cpu_step and not _cuda_available()
+    if on_cpu:  # srg.sft_cpu: completion positions only, eager attention, frozen weights in bf16
+        from srg.sft_cpu import CompletionLossSFTTrainer, cast_frozen_linears
+
+        trainer_class = CompletionLossSFTTrainer
+        model.set_attn_implementation("eager")
+    trainer = trainer_class(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
     )
     if not trainer.completion_only_loss:  # guard against a TRL behaviour change
         raise RuntimeError("SFTTrainer did not enable completion-only loss for prompt-completion data")
+    trainer.frozen_cast = bool(on_cpu and lora is not None and args.bf16) and (
+        cast_frozen_linears(trainer.model, torch.bfloat16) > 0
+    )
     return trainer, tokenizer, dataset
 
 
@@ -314,7 +328,12 @@ def train(
             adapter_dir = out_dir / "adapter"
             model.save_pretrained(adapter_dir)
             tokenizer.save_pretrained(adapter_dir)
-            model = model.merge_and_unload()
+            if trainer.frozen_cast:  # merge into the full-precision checkpoint, not the bf16 copies
+                from srg.sft_cpu import merge_lora_from_checkpoint
+
+                model = merge_lora_from_checkpoint(lambda: _load_model_and_tokenizer(base_model_dir)[0], adapter_dir)
+            else:
+                model = model.merge_and_unload()
         _save_merged(model, tokenizer, base_model_dir, out_dir / "merged")
         from srg.io import atomic_path
 
