@@ -18,10 +18,12 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from training_step import BASE_MODEL, add_common_args, method_data, run_steps  # noqa: E402
 
 
 def walk(trainer) -> dict:
@@ -47,27 +49,12 @@ def walk(trainer) -> dict:
 
 def time_steps(trainer, k: int) -> float:
     """Seconds per optimizer step over k steps of the trainer's own loop (after one untimed step)."""
-    trainer.args.max_steps = k + 1
-    t = {}
-
-    from transformers import TrainerCallback
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            t.setdefault("first", time.perf_counter())
-            t["last"] = time.perf_counter()
-
-    trainer.add_callback(Clock())
-    trainer.train()
-    return (t["last"] - t["first"]) / k
+    return run_steps(trainer, k)[0]
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", default="results")
-    ap.add_argument("--config", default=str(ROOT / "config" / "default.yaml"))
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--methods", default="rt,srg")
+    add_common_args(ap)
     ap.add_argument("--time-steps", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
@@ -81,12 +68,10 @@ def main(argv=None) -> dict:
     torch.set_num_threads(a.threads)
     cfg = load(a.config)
     results = Path(a.results)
-    base = ROOT / "resources" / "models" / "smollm2-135m-instruct"
+    base = BASE_MODEL
     out: dict = {"config": a.config, "threads": a.threads, "methods": {}}
     for method in a.methods.split(","):
-        section = cfg["rt"] if method.startswith("rt") else cfg["srg"]
-        data = results / "data" / f"{method}_train.jsonl"
-        fields = dict(section["training"])
+        data, fields = method_data(cfg, results, method)
         res: dict = {"train_jsonl": str(data)}
         with tempfile.TemporaryDirectory() as tmp:
             for name, extra in (("as_trained", {}), ("random_sampler", {"train_sampling_strategy": "random"})):

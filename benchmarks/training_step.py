@@ -44,12 +44,26 @@ def run_steps(trainer, k: int) -> tuple[float, list[float]]:
     return (t["last"] - t["first"]) / k, losses
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def method_data(cfg: dict, results: Path, method: str) -> tuple[Path, dict]:
+    """A method's training file under ``results`` and its ``training`` config section."""
+    section = cfg["rt"] if method.startswith("rt") else cfg["srg"]
+    return results / "data" / f"{method}_train.jsonl", dict(section["training"])
+
+
+BASE_MODEL = ROOT / "resources" / "models" / "smollm2-135m-instruct"
+
+
+def add_common_args(ap: argparse.ArgumentParser) -> None:
+    """The arguments the training benchmarks share: where the DAG's files are, which methods."""
     ap.add_argument("--results", default="results")
     ap.add_argument("--config", default=str(ROOT / "config" / "default.yaml"))
     ap.add_argument("--out", default=None)
     ap.add_argument("--methods", default="rt,srg")
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(ap)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
@@ -65,18 +79,15 @@ def main(argv=None) -> dict:
     torch.set_num_threads(a.threads)
     cfg = load(a.config)
     results = Path(a.results)
-    base = ROOT / "resources" / "models" / "smollm2-135m-instruct"
     out: dict = {"config": a.config, "threads": a.threads, "steps": a.steps, "cpu": cpu_model(), "methods": {}}
     for method in a.methods.split(","):
-        section = cfg["rt"] if method.startswith("rt") else cfg["srg"]
-        data = results / "data" / f"{method}_train.jsonl"
-        fields = dict(section["training"])
+        data, fields = method_data(cfg, results, method)
         res: dict = {"train_jsonl": str(data), "s_per_step": {"trl_stock": [], "srg_cpu": []}, "losses": {}}
         with tempfile.TemporaryDirectory() as tmp:
             for _ in range(a.repeats):
                 for name, cpu_step in (("trl_stock", False), ("srg_cpu", True)):
                     trainer, _, _ = build_trainer(
-                        data, base, tmp, TrainConfig(method=method, **fields), cpu_step=cpu_step
+                        data, BASE_MODEL, tmp, TrainConfig(method=method, **fields), cpu_step=cpu_step
                     )
                     s, losses = run_steps(trainer, a.steps)
                     res["s_per_step"][name].append(round(s, 3))
