@@ -289,6 +289,38 @@ def test_generate_branches_equals_generate_on_the_joint_prefill(backend):
     assert all(len(x) == 3 for r in a for x in r)
 
 
+def test_generate_branches_draws_further_samples_from_the_same_state(backend):
+    """``more`` asks for further samples of a (request, branch): they come from the same
+    prefilled state (top_k=1: the same text as the first, which equals generate on the joint
+    prefill), a request's rounds for a branch end before its next branch, and they are real,
+    seeded samples; a branch that takes the plain path gets them too."""
+    reqs = [be_api.Request("How do I bake bread?", None, "<r>\n"), be_api.Request("Hi", "Be terse.", "<r>\n")]
+    branches = ["Intent:", "Self-check:"]
+    calls = []
+
+    def more(i, b, comps):
+        calls.append((i, b, len(comps)))
+        return 2 if i == 0 and len(comps) == 1 else 0
+
+    p = be_api.SamplingParams(n=1, greedy=False, top_k=1, max_new_tokens=8, stop=("\n",))
+    got = backend.generate_branches(reqs, branches, p, more=more)
+    assert [[len(x) for x in r] for r in got] == [[3, 3], [1, 1]]
+    g = be_api.SamplingParams(n=1, greedy=True, max_new_tokens=8, stop=("\n",))
+    for i, r in enumerate(reqs):
+        for b, branch in enumerate(branches):
+            want = backend.generate([be_api.Request(r.user, r.system, r.prefill + branch)], g)[0][0].text
+            assert [c.text for c in got[i][b]] == [want] * len(got[i][b])
+    assert [c for c in calls if c[0] == 0] == [(0, 0, 1), (0, 0, 3), (0, 1, 1), (0, 1, 3)]
+    s = be_api.SamplingParams(n=1, greedy=False, temperature=1.0, max_new_tokens=8, seed=4)
+    a = backend.generate_branches(reqs, branches, s, more=lambda i, b, c: 3 if len(c) == 1 else 0)
+    b2 = backend.generate_branches(reqs, branches, s, more=lambda i, b, c: 3 if len(c) == 1 else 0)
+    assert [[[c.text for c in x] for x in r] for r in a] == [[[c.text for c in x] for x in r] for r in b2]
+    assert len({c.text for c in a[0][0]}) > 1
+    split = [be_api.Request(r.user, r.system, r.prefill + "Int") for r in reqs]
+    plain_path = backend.generate_branches(split, ["ent:"], p, more=lambda i, b, c: 1 if len(c) < 2 else 0)
+    assert [len(x[0]) for x in plain_path] == [2, 2]
+
+
 class ScriptedBackend:
     """Replays one scripted completion per call and records the requests and params it got."""
 
@@ -436,6 +468,38 @@ def test_continuous_batching_equals_one_batch(model_dir, backend, monkeypatch):
         one = backend.generate(VARIED, p)
         assert [[(c.text, c.n_tokens, c.finished, c.hit_stop) for c in x] for x in many] == [
             [(c.text, c.n_tokens, c.finished, c.hit_stop) for c in x] for x in one
+        ]
+
+
+def test_row_prefill_equals_one_padded_forward(model_dir, backend):
+    """On CPU each prompt is prefilled on its own (no padding, the causal kernel) and the rows are
+    stacked right-aligned: the same last logits, cache and greedy outputs as one left-padded
+    forward (fp32), for greedy and for n samples of one prefill."""
+    import torch
+
+    padded = hf.HFBackend(
+        str(model_dir),
+        dtype="float32",
+        batch_size=8,
+        model=backend.model,
+        tokenizer=backend.tokenizer,
+        row_prefill=False,
+    )
+    assert backend.row_prefill and not padded.row_prefill  # CPU: rows by default
+    rows = [hf._Row(i, 0, ids) for i, ids in enumerate(backend._encode(VARIED))]
+    a, b = backend._prefill(rows), padded._prefill_padded(rows)
+    assert torch.equal(a.mask, b.mask)
+    torch.testing.assert_close(a.logits, b.logits, rtol=1e-4, atol=1e-4)
+    m = a.mask.bool()
+    for la, lb in zip(a.cache.layers, b.cache.layers):
+        torch.testing.assert_close(la.keys.transpose(1, 2)[m], lb.keys.transpose(1, 2)[m], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(la.values.transpose(1, 2)[m], lb.values.transpose(1, 2)[m], rtol=1e-4, atol=1e-4)
+    for p in (
+        be_api.SamplingParams(max_new_tokens=12),
+        be_api.SamplingParams(n=3, greedy=False, top_k=1, max_new_tokens=12),
+    ):
+        assert [[c.text for c in x] for x in backend.generate(VARIED, p)] == [
+            [c.text for c in x] for x in padded.generate(VARIED, p)
         ]
 
 
