@@ -129,22 +129,28 @@ def test_generate_candidates_prefills_stops_and_keeps_the_first_usable_sample():
 
 
 class BranchingBackend(ScriptedBackend):
-    """ScriptedBackend with generate_branches: one call for every guideline line."""
+    """ScriptedBackend with generate_branches: one call for every guideline line; further samples
+    of a (request, branch) continue its sample numbers when ``more`` asks for them."""
 
-    def generate_branches(self, requests, branches, params, progress=None):
+    def generate_branches(self, requests, branches, params, progress=None, more=None):
         self.calls.append((list(requests), params, list(branches)))
-        return [
-            [
-                [Completion(self.fn(Request(r.user, r.system, r.prefill + b), j), 5, True) for j in range(params.n)]
-                for b in branches
-            ]
-            for r in requests
-        ]
+        self.extra = []
+        out = [[None] * len(branches) for _ in requests]
+        for b, branch in enumerate(branches):
+            for i, r in enumerate(requests):
+                req = Request(r.user, r.system, r.prefill + branch)
+                comps = [Completion(self.fn(req, j), 5, True) for j in range(params.n)]
+                while more and (m := more(i, b, comps)):
+                    self.extra.append((i, b, m))
+                    comps += [Completion(self.fn(req, len(comps) + t), 5, True) for t in range(m)]
+                out[i][b] = comps
+        return out
 
 
-def test_a_branching_backend_writes_every_line_in_one_call():
-    """Where the backend prefills a query once for all guideline headers (hf), the candidates are
-    the ones the per-line calls give, from one call for the lines (+ one for the answers)."""
+def test_a_branching_backend_writes_every_line_in_one_call_sampling_lazily():
+    """Where the backend prefills a query once for all guideline headers (hf), one call writes
+    every line (+ one for the answers): one sample per candidate, and a further sample only for
+    a candidate whose samples so far are unusable, up to line_samples; the first usable is kept."""
     records = [{"id": "h1", "prompt": "T: bad"}, {"id": "b1", "prompt": "T: cake"}]
     kw = dict(
         records=records,
@@ -155,10 +161,25 @@ def test_a_branching_backend_writes_every_line_in_one_call():
         settings=ScaffoldSettings(k=2, line_samples=2),
         fmt=FMT,
     )
-    plain, branching = ScriptedBackend(_line_for), BranchingBackend(_line_for)
-    assert generate_candidates(branching, **kw) == generate_candidates(plain, **kw)
+    branching = BranchingBackend(_line_for)
+    rows = generate_candidates(branching, **kw)
     assert len(branching.calls) == 2 and branching.calls[0][2] == ["Intent:", "Framing:"]
-    assert [r.prefill for r in branching.calls[0][0]] == ["<r>\n", "<r>\n"] and branching.calls[0][1].n == 4
+    assert [r.prefill for r in branching.calls[0][0]] == ["<r>\n", "<r>\n"] and branching.calls[0][1].n == 2
+    # Framing's sample 0 (candidate 0's first) copies its header: one more sample, for it alone
+    assert branching.extra == [(0, 1, 1), (1, 1, 1)]
+    b0, b1 = rows[2], rows[3]
+    assert [x["samples_tried"] for x in b0["lines"]] == [1, 2] and [x["samples_tried"] for x in b1["lines"]] == [1, 1]
+    assert [x["text"] for x in b0["lines"]] == ["the user wants kitchen help", "plainly framed, nothing hidden"]
+    assert all(x["quality"] == "ok" for r in rows for x in r["lines"])
+    # a line that stays unusable after line_samples samples keeps its first sample
+    stubborn = BranchingBackend(
+        lambda req, j: "Framing: again" if req.prefill.endswith("Framing:") else _line_for(req, j)
+    )
+    rows = generate_candidates(stubborn, **kw)
+    assert stubborn.extra == [(0, 1, 2), (1, 1, 2)]
+    intent, framing = rows[0]["lines"]
+    assert (intent["quality"], intent["samples_tried"]) == ("ok", 1)
+    assert framing["quality"] != "ok" and framing["samples_tried"] == 2 and framing["text"] == "Framing: again"
 
 
 def test_unusable_lines_are_dropped_from_the_text_and_counted():

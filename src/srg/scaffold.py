@@ -167,17 +167,23 @@ def generate_candidates(
     ``queries``: RT row id -> the bare query (copy check); ``kinds``: -> harmful | benign;
     ``refusals``: -> the RT refusal (the answer of harmful rows). Each line step is one batched
     backend call with ``line_samples`` samples per (query, candidate) chain; without ``chain``,
-    one request per query with ``k`` x ``line_samples`` samples split among its candidates, and
-    one ``generate_branches`` call for every line where the backend has it (each query prefilled
-    once). The first usable sample is kept (line-level rejection sampling), else the first sample."""
+    one request per query with ``k`` x ``line_samples`` samples split among its candidates. Where
+    the backend has ``generate_branches``, one call for every line (each query prefilled once),
+    sampled lazily: one sample per candidate, then another only for the candidates whose samples
+    so far are unusable, up to ``line_samples``. Either way the first usable of up to
+    ``line_samples`` samples is kept (line-level rejection sampling), else the first sample."""
     chains = [(r, j) for r in records for j in range(settings.k)]
     heads = headers(guidelines, settings.plain_lines)
     instr = {g.id: g.instruction for g in guidelines}
     lines: list[list[dict]] = [[] for _ in chains]
 
+    # with generate_branches, a line's further samples are drawn only for the candidates whose
+    # samples so far are unusable (lazy: the same first usable of up to line_samples samples)
+    lazy = not settings.chain and hasattr(backend, "generate_branches")
+
     def line_params(step: int) -> SamplingParams:
         return SamplingParams(
-            n=settings.line_samples * (1 if settings.chain else settings.k),
+            n=(1 if lazy else settings.line_samples) * (1 if settings.chain else settings.k),
             greedy=False,
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -189,13 +195,66 @@ def generate_candidates(
 
     # chain: each line sees the candidate's earlier usable lines; else each guideline's line is
     # written from the query alone (a 135M model copies earlier lines into later ones), so the k
-    # candidates of a query share one request (one prefill, k x line_samples samples), and a
-    # backend with generate_branches (hf) prefills the query once for every guideline's header
+    # candidates of a query share one request (one prefill), and a backend with generate_branches
+    # (hf) prefills the query once for every guideline's header and samples lazily (above)
+    def check(c: int, step: int, text: str, earlier: list[str]) -> str:
+        gid, header = heads[step]
+        return line_quality(
+            text,
+            header,
+            instr.get(gid, ""),
+            settings.min_line_words,
+            request=queries[chains[c][0]["id"]],
+            earlier=earlier,
+            max_copy=settings.max_copy,
+            max_repeat=settings.max_repeat,
+        )
+
     branched = None
-    if not settings.chain and hasattr(backend, "generate_branches"):
+    if lazy:
+        # (record, step) -> the sample indices each of its k candidates tried; a candidate's kept
+        # line per step (for the later lines' repeat check), as the loop below will choose it
+        tried: dict[tuple[int, int], list[list[int]]] = {}
+        kept: dict[int, dict[int, str]] = {c: {} for c in range(len(chains))}
+
+        def more(i: int, step: int, comps) -> int:
+            t = tried.setdefault((i, step), [[] for _ in range(settings.k)])
+            used = sum(len(x) for x in t)
+            waiting = [j for j in range(settings.k) if not _settled(t[j], comps, i, j, step)]
+            for j, s_idx in zip(waiting, range(used, len(comps))):
+                t[j].append(s_idx)
+            still = [j for j in range(settings.k) if not _settled(t[j], comps, i, j, step)]
+            if not still:
+                for j in range(settings.k):
+                    text, quality = _choice(t[j], comps, i, j, step)
+                    if quality == "ok":
+                        kept[i * settings.k + j][step] = text
+            return len(still)
+
+        def _quality(comps, s_idx: int, i: int, j: int, step: int) -> str:
+            c = i * settings.k + j
+            earlier = [x for st, x in sorted(kept[c].items()) if st < step]
+            return check(c, step, " ".join(comps[s_idx].text.split()), earlier)
+
+        def _settled(idx: list[int], comps, i: int, j: int, step: int) -> bool:
+            if not idx:
+                return False
+            return len(idx) >= settings.line_samples or _quality(comps, idx[-1], i, j, step) == "ok"
+
+        def _choice(idx: list[int], comps, i: int, j: int, step: int) -> tuple[str, str]:
+            q = [_quality(comps, s_idx, i, j, step) for s_idx in idx]
+            s_idx = idx[q.index("ok")] if "ok" in q else idx[0]
+            return " ".join(comps[s_idx].text.split()), q[idx.index(s_idx)]
+
         reqs = [Request(r["prompt"], None, _prefill(fmt, [])) for r in records]
-        per_record = backend.generate_branches(reqs, [h for _, h in heads], line_params(0))
-        branched = [[per_record[i][step] for i in range(len(records))] for step in range(len(heads))]
+        per_record = backend.generate_branches(reqs, [h for _, h in heads], line_params(0), more=more)
+        branched = [
+            [
+                [per_record[c // settings.k][step][x] for x in tried[(c // settings.k, step)][c % settings.k]]
+                for c in range(len(chains))
+            ]
+            for step in range(len(heads))
+        ]
     for step, (gid, header) in enumerate(heads):
         if branched is not None:
             outs = branched[step]
@@ -208,30 +267,20 @@ def generate_candidates(
             else:
                 reqs = [Request(r["prompt"], None, _prefill(fmt, []) + header) for r in records]
             outs = backend.generate(reqs, line_params(step))
-        if not settings.chain:  # chain c = (record c // k, candidate c % k): its slice of the samples
+        if not settings.chain and branched is None:  # chain c = (record c // k, candidate c % k): its slice
             ls = settings.line_samples
             outs = [
                 outs[c // settings.k][(c % settings.k) * ls : (c % settings.k + 1) * ls] for c in range(len(chains))
             ]
         for c, samples in enumerate(outs):
-            r = chains[c][0]
-            tried = []
+            tried_here = []
             for o in samples:
                 text = " ".join(o.text.split())
-                quality = line_quality(
-                    text,
-                    header,
-                    instr.get(gid, ""),
-                    settings.min_line_words,
-                    request=queries[r["id"]],
-                    earlier=[x["text"] for x in usable(lines[c])],
-                    max_copy=settings.max_copy,
-                    max_repeat=settings.max_repeat,
-                )
-                tried.append((text, o, quality))
+                quality = check(c, step, text, [x["text"] for x in usable(lines[c])])
+                tried_here.append((text, o, quality))
                 if quality == "ok":
                     break
-            text, o, quality = tried[-1] if tried[-1][2] == "ok" else tried[0]
+            text, o, quality = tried_here[-1] if tried_here[-1][2] == "ok" else tried_here[0]
             lines[c].append(
                 {
                     "id": gid,
@@ -240,7 +289,7 @@ def generate_candidates(
                     "n_tokens": o.n_tokens,
                     "capped": not o.finished,
                     "quality": quality,
-                    "samples_tried": len(tried),
+                    "samples_tried": len(tried_here),
                 }
             )
         if progress:
