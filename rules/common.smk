@@ -162,6 +162,17 @@ def generation_params(mode, model=None):
     }
 
 
+def dev_generation_params(model):
+    """The training gate's decoding of the dev split: the model's greedy evaluation settings
+    (generation_params), on the hf backend with its options where another backend is configured
+    (the gate runs inside the training job)."""
+    p = generation_params("greedy", model)
+    if p["backend"] != "hf":
+        keep = ("dtype", "batch_size", "max_prompt_tokens", "system_prompt")
+        p = {**p, "backend": "hf", "backend_options": {k: p["backend_options"][k] for k in keep}}
+    return {**p, "backend_options": {**p["backend_options"], "threads": train_threads()}}
+
+
 def reasoning_budget():
     """srg.generation.ReasoningBudget of every reasoning model (README "Reasoning budget"): the
     answer gets the plain models' budget, the reasoning srg.reasoning_tokens (null: the rest of
@@ -569,8 +580,8 @@ def generation_bundles():
     for m in BON_SAMPLED:
         wanted |= {(m, e, mode) for e in bon_evalsets(m) for mode in ("greedy", "sample")}
     wanted |= {("base", e, "greedy") for e in DEV_SETS} | {("base", "train_benign", "answer")}
-    # reasoning models on the dev split, decoded as they are evaluated: closure and reasoning length
-    wanted |= {(m, e, "greedy") for m in REASONING_EVALUATED for e in DEV_SETS}
+    # a trained model's dev-split generations come from its training gate (rule train), decoded as
+    # it is evaluated: the dev split is decoded once per model
     order = {e: i for i, e in enumerate([*DEV_SETS, "train_benign", *ALL_EVALSETS])}
     bundles = {}
     for m, e, mode in sorted(wanted, key=lambda t: (t[0], t[2], order[t[1]])):

@@ -39,6 +39,7 @@ rule train:
         log=f"{RESULTS}/models/{{method}}/train_log.json",
         check=f"{RESULTS}/models/{{method}}/check.json",
         nb=f"{RESULTS}/notebooks/train_{{method}}.ipynb",
+        dev=[f"{RESULTS}/generations/{{method}}/{s}.greedy.jsonl" for s in DEV_SETS],
     log:
         f"{RESULTS}/logs/train/{{method}}.log",
     benchmark:
@@ -61,16 +62,13 @@ rule train:
                 "check": True,
                 "check_prompts": {s: f"{RESULTS}/prompts/{s}.jsonl" for s in DEV_SETS},
                 "base_generations": {s: f"{RESULTS}/generations/base/{s}.greedy.jsonl" for s in DEV_SETS},
-                "max_prompt_tokens": CFG["generation"]["max_prompt_tokens"],
                 "check_out": f"{RESULTS}/models/{wc.method}/check.json",
                 "min_refusal_gain": train_section(wc.method)["check_min_refusal_gain"],
                 "resources": RES,
-                "dtype": MODEL_DTYPE,
-                "batch_size": CFG["generation"]["batch_size"],
-                "max_new_tokens": max_new_tokens(wc.method),
+                "dev_generation": dev_generation_params(wc.method),
+                "dev_out": {s: generation_file(wc.method, s, "greedy") for s in DEV_SETS},
                 "n_bootstrap": CFG["bon"]["n_bootstrap"],
                 "reasoning_format": CFG["reasoning"] if is_reasoning_model(wc.method) else None,
-                "system_prompt": model_system_prompt(wc.method),
                 "seed": CFG["seed"],
                 # only when > 1 (keeps single-device params, hence rerun triggers, unchanged)
                 **({"gpus": CFG["compute"]["train_gpus"]} if CFG["compute"]["train_gpus"] > 1 else {}),

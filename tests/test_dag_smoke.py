@@ -198,7 +198,19 @@ def test_smoke_design_outputs(smoke_run):
     for m in ("rt", "srg"):
         check = json.loads((r / f"models/{m}/check.json").read_text())
         assert check["split"] == "dev" and set(check["sets"]) == {"dev_harmful", "dev_benign", "dev_overrefusal"}
-    assert "closed_rate" in json.loads((r / "models/srg/check.json").read_text())["sets"]["dev_benign"]
+    srg_check = json.loads((r / "models/srg/check.json").read_text())
+    assert "closed_rate" in srg_check["sets"]["dev_benign"] and srg_check["decoding"]["budget"]
+    # the gate's decoding is the model's evaluation decoding, and its files are the dev-split
+    # generations every later reader uses (the dev split is decoded once per trained model)
+    for m in ("rt", "srg"):
+        gens = [json.loads(x) for x in (r / f"generations/{m}/dev_benign.greedy.jsonl").read_text().splitlines()]
+        assert len(gens) == srg_check["sets"]["dev_benign"]["n"] and {g["model"] for g in gens} == {m}
+        assert all(("reasoning_closed" in g) == (m == "srg") for g in gens)
+    closed = [
+        json.loads(x)["reasoning_closed"] == "model"
+        for x in (r / "generations/srg/dev_benign.greedy.jsonl").read_text().splitlines()
+    ]
+    assert srg_check["sets"]["dev_benign"]["closed_rate"] == pytest.approx(sum(closed) / len(closed))
     stats = json.loads((r / "synthesis/srg/stats.json").read_text())
     assert stats["mode"] == "scaffold" and set(stats["line_yield"]) == set(stats["guidelines"])
     minus = json.loads((r / "synthesis/srg_minus_framing/stats.json").read_text())

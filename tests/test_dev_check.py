@@ -42,3 +42,19 @@ def test_reasoning_models_report_closed_blocks():
     r = dev_check(out, {"dev_harmful": ["Sure", "Sure"]}, is_refusal, fmt=FMT, n_tokens={"dev_harmful": [10, 80]})
     assert r["sets"]["dev_harmful"]["closed_rate"] == 0.5 and r["sets"]["dev_harmful"]["rate"] == 0.5
     assert r["sets"]["dev_harmful"]["tokens_p95"] > 70
+
+
+def test_budgeted_outputs_count_blocks_the_model_closed():
+    """Under budgeted decoding every block is closed (by the budget if not by the model): the
+    closed rate counts the model's own closures, and a budget-closed answer is still judged."""
+    out = {"dev_harmful": ["<r>a</r>I can't.", "<r>b</r>I can't.", "<r>c</r>Sure"]}
+    r = dev_check(
+        out,
+        {"dev_harmful": ["Sure"] * 3},
+        is_refusal,
+        fmt=FMT,
+        closed_by={"dev_harmful": ["model", "budget", "eos"]},
+        n_bootstrap=100,
+    )
+    assert r["sets"]["dev_harmful"]["closed_rate"] == pytest.approx(1 / 3)
+    assert r["sets"]["dev_harmful"]["rate"] == pytest.approx(2 / 3)
