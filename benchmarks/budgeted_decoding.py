@@ -32,16 +32,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generation import (  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
-    MODEL_NAME,
     ROOT,
     add_model_args,
     batches_like_backend,
     benign_prompts,
-    ensure_model,
-    loadavg,
     phase,
     rate,
     run_environment,
+    start_run,
 )
 
 
@@ -105,18 +103,13 @@ def hf_generate_two_calls(backend, reqs, params, budget, seed: int) -> dict:
 
 def main(argv=None) -> dict:
     a = parse_args(argv)
-    load_start, t_start = loadavg(), time.perf_counter()
-
-    import torch
+    load_start, t_start, threads, model_dir = start_run(a)
+    resources = Path(a.resources)
 
     from srg import generation, io
     from srg.backends import Request, SamplingParams
     from srg.backends.hf import HFBackend
 
-    torch.set_num_threads(a.threads)
-    threads = torch.get_num_threads()
-    resources = Path(a.resources)
-    model_dir = ensure_model(resources, Path(a.model) if a.model else resources / "models" / MODEL_NAME)
     reqs = [Request(t) for t in benign_prompts(resources, a.prompts, a.seed)]
     backend = HFBackend(str(model_dir), dtype=a.dtype, batch_size=a.batch_size, max_prompt_tokens=a.max_prompt_tokens)
     budget = generation.ReasoningBudget(reasoning_tokens=a.reasoning_tokens, answer_tokens=a.answer_tokens)

@@ -239,6 +239,18 @@ def add_model_args(p, dtype: str = "bfloat16", threads: int = 0) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def start_run(a) -> tuple[list[float] | None, float, int, Path]:
+    """A benchmark's start: load average and clock, torch threads (``--threads``) and the model
+    directory (``--model``, else the converted default). Returns (load, t0, threads, model_dir)."""
+    load_start, t_start = loadavg(), time.perf_counter()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    resources = Path(a.resources)
+    model_dir = ensure_model(resources, Path(a.model) if a.model else resources / "models" / MODEL_NAME)
+    return load_start, t_start, torch.get_num_threads(), model_dir
+
+
 def run_environment(load_start, t_start: float) -> dict:
     """Library versions, machine, time, load and per-phase CPU share of a benchmark run."""
     import torch
