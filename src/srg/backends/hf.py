@@ -41,25 +41,40 @@ class _Row:
 
 
 class _Batch:
-    """The running batch of a continuous-batching decode: left-aligned KV cache rows whose
+    """The running batch of a continuous-batching decode: right-aligned KV cache rows whose
     columns may hold masked gaps (left padding, a merged group's padding, a rolled-back
-    continuation), the 2-D attention mask over those columns, and the last logits per row."""
+    continuation), the 2-D attention mask over those columns, and the last logits per row.
+    Rows change in place (``kv_cache.GrowingLayer``): a finished row's place is taken by a
+    later row, new rows go into spare ones."""
 
     def __init__(self, cache, mask, logits, rows: list[_Row]):
         self.cache, self.mask, self.logits, self.rows = cache, mask, logits, rows
 
-    def keep(self, idx: list[int]) -> None:
-        """Keep rows ``idx`` (in that order) and drop cache columns no kept row attends to."""
+    def own(self, capacity: int) -> None:
+        """Give each layer buffers for ``capacity`` rows (the running batch's)."""
+        for layer in self.cache.layers:
+            layer.reserve(capacity, layer.keys.shape[-2])
+
+    def keep(self, idx: list[int]) -> list[int]:
+        """Keep rows ``idx`` (ascending) and drop the leading cache columns no kept row attends
+        to. Only rows after the new end move, into the places of dropped rows; returns the new
+        order as positions in ``idx``."""
         import torch
 
-        sel = torch.tensor(idx, device=self.mask.device)
-        mask = self.mask[sel]
+        kept = set(idx)
+        holes = [p for p in range(len(idx)) if p not in kept]
+        movers = [p for p in idx if p >= len(idx)]
+        where = {p: i for i, p in enumerate(idx)}
+        fill = dict(zip(holes, movers))
+        order = [where[fill.get(d, d)] for d in range(len(idx))]
+        perm = torch.tensor([idx[o] for o in order], device=self.mask.device)
+        mask = self.mask[perm]
         start = int((mask.sum(0) > 0).nonzero()[0, 0]) if len(idx) else 0
         for layer in self.cache.layers:
-            layer.keys = layer.keys[sel, :, start:]
-            layer.values = layer.values[sel, :, start:]
-        self.mask, self.logits = mask[:, start:], self.logits[sel]
-        self.rows = [self.rows[i] for i in idx]
+            layer.compact(holes, movers, len(idx), start)
+        self.mask, self.logits = mask[:, start:], self.logits[perm]
+        self.rows = [self.rows[idx[o]] for o in order]
+        return order
 
     def repeat(self, n: int) -> None:
         """Repeat every row n times in place (n samples of one prefilled prompt)."""
@@ -72,53 +87,30 @@ class _Batch:
     @staticmethod
     def stack(parts: list[_Batch]) -> _Batch:
         """One batch of ``parts`` (each prefilled on its own), right-aligned in a shared width
-        with the columns on the left masked: one copy of each layer's cache."""
-        import torch
+        with the columns on the left masked: each part is copied once, into the first's buffers."""
+        import torch.nn.functional as F
 
-        from srg.backends.kv_cache import SPARE
-
-        width = max(p.mask.shape[1] for p in parts)
         first = parts[0]
-        mask = first.mask.new_zeros((sum(p.mask.shape[0] for p in parts), width))
-        for i, layer in enumerate(first.cache.layers):
-            k0 = layer.keys
-            # the decode loop's buffers (kv_cache.GrowingLayer), with room to grow
-            keys, values = (k0.new_zeros((mask.shape[0], k0.shape[1], width + SPARE, k0.shape[3])) for _ in range(2))
-            layer._buffers = (keys, values)
-            row = 0
-            for p in parts:
-                src = p.cache.layers[i]
-                b, t = src.keys.shape[0], src.keys.shape[2]
-                keys[row : row + b, :, width - t : width] = src.keys
-                values[row : row + b, :, width - t : width] = src.values
-                row += b
-            layer.keys, layer.values = keys[:, :, :width], values[:, :, :width]
-        row = 0
-        for p in parts:
-            b, t = p.mask.shape
-            mask[row : row + b, width - t :] = p.mask
-            row += b
-        rows = [r for p in parts for r in p.rows]
-        return _Batch(first.cache, mask, torch.cat([p.logits for p in parts]), rows)
+        width = max(p.mask.shape[1] for p in parts)
+        front = width - first.mask.shape[1]
+        for layer in first.cache.layers:
+            layer.reserve(sum(len(p.rows) for p in parts), width, front=front)
+        first.mask = F.pad(first.mask, (front, 0))
+        for p in parts[1:]:
+            first.extend(p)
+        return first
 
-    def extend(self, other: _Batch) -> None:
-        """Append ``other``'s rows, left-padding the shorter cache so the columns line up."""
+    def extend(self, other: _Batch, capacity: int = 0) -> None:
+        """Append ``other``'s rows (into spare rows of the cache, for at least ``capacity``
+        rows), right-aligned with ours; the shorter side's left columns are masked."""
         import torch
         import torch.nn.functional as F
 
-        width = max(self.mask.shape[1], other.mask.shape[1])
-
-        def pad(x, dim_from_end: int):
-            missing = width - x.shape[-dim_from_end]
-            if not missing:
-                return x
-            spec = [0, 0] * (dim_from_end - 1) + [missing, 0]
-            return F.pad(x, spec)
-
+        grow = 0
         for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            mine.keys = torch.cat([pad(mine.keys, 2), pad(theirs.keys, 2)])
-            mine.values = torch.cat([pad(mine.values, 2), pad(theirs.values, 2)])
-        self.mask = torch.cat([pad(self.mask, 1), pad(other.mask, 1)])
+            grow = mine.append_rows(theirs.keys, theirs.values, capacity)
+        width = self.mask.shape[1] + grow
+        self.mask = torch.cat([F.pad(self.mask, (grow, 0)), F.pad(other.mask, (width - other.mask.shape[1], 0))])
         self.logits = torch.cat([self.logits, other.logits])
         self.rows += other.rows
 
@@ -385,6 +377,8 @@ class HFBackend:
         finished: dict[int, list[_Row]] = {}
         redo: list[_Row] = []
         batch = start if start is not None and start.rows else None
+        if batch is not None:
+            batch.own(capacity)
         torch.manual_seed(params.seed * 1_000_003 if seed is None else seed)
         with torch.inference_mode():
             while batch is not None or pending or redo:
@@ -403,8 +397,9 @@ class HFBackend:
                 if new is not None:
                     if batch is None:
                         batch = new
+                        batch.own(capacity)
                     else:
-                        batch.extend(new)
+                        batch.extend(new, capacity)
                 picked = pick_tokens(batch.logits, params).tolist()
                 feed, keep = [], []
                 for j, (row, t) in enumerate(zip(batch.rows, picked)):
@@ -435,7 +430,8 @@ class HFBackend:
                     batch = None
                     continue
                 if len(keep) < len(batch.rows):
-                    batch.keep(keep)
+                    order = batch.keep(keep)
+                    feed = [feed[o] for o in order]
                 batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
                 out = model(
                     input_ids=torch.tensor(feed, device=model.device)[:, None],
