@@ -4,8 +4,10 @@ Prompts are prefilled in length-sorted groups (each prompt once, its cache repea
 n samples) and join a running batch of at most ``batch_size`` rows; a row leaves when it ends
 and the next prompts are prefilled into the freed rows, so the batch stays full instead of
 thinning out while its longest row finishes. Each decode step appends to the KV cache in place
-(``kv_cache.GrowingCache``) and attends without copying the grouped key/value heads
-(``attention``). Budgeted reasoning (``generate_budgeted``) runs in the same loop: when a row's
+(``kv_cache.GrowingCache``); when rows change, a finished row's cache rows are taken by rows
+from the end of the batch and new rows are written into spare ones, with no copy of the whole
+cache (``benchmarks/cache_in_place.py``); attention runs without copying the grouped key/value
+heads (``attention``). Budgeted reasoning (``generate_budgeted``) runs in the same loop: when a row's
 reasoning ends, the exact tokens of the two-call protocol's answer prompt are fed to it in
 place, so its prompt and reasoning are never prefilled twice."""
 
