@@ -118,9 +118,8 @@ plt.show()
 
 # %%
 if check:
-    from srg.backends import SamplingParams
     from srg.dev_check import dev_check
-    from srg.generation import GenerationJob, ReasoningBudget, run_generations
+    from srg.generation import GenerationJob, run_generations
     from srg.judges import KeywordJudge
     from srg.reasoning import ReasoningFormat
 
@@ -128,18 +127,14 @@ if check:
     # the dev split decoded exactly as the model is evaluated (budgeted reasoning included); these
     # files are the model's dev-split generations for every later reader (closure, reasoning length)
     jobs = [
-        GenerationJob(
+        GenerationJob.from_params(
+            dev_generation,
             prompts=check_prompts[name],
             out=dev_out[name],
             model_path=str(Path(out_dir) / "merged"),
             model_name=method,
             evalset=name,
             mode="greedy",
-            sampling=SamplingParams(**dev_generation["sampling"]),
-            backend=dev_generation["backend"],
-            backend_options=dev_generation["backend_options"],
-            shard_size=dev_generation["shard_size"],
-            budget=ReasoningBudget(**dev_generation["budget"]) if dev_generation.get("budget") else None,
         )
         for name in sets
     ]

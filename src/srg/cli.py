@@ -62,8 +62,7 @@ def cmd_calibrate(a) -> None:
 def cmd_generate(a) -> None:
     """One model, one decoding mode, one or more prompt sets (``--prompts``, ``--out`` and
     ``--evalset`` pair up): one process, one model load (srg.generation.run_generations)."""
-    from srg.backends import SamplingParams
-    from srg.generation import GenerationJob, ReasoningBudget, run_generations
+    from srg.generation import GenerationJob, run_generations
 
     if not len(a.prompts) == len(a.out) == len(a.evalset):
         raise SystemExit(
@@ -72,18 +71,8 @@ def cmd_generate(a) -> None:
         )
     p = json.loads(a.params)
     jobs = [
-        GenerationJob(
-            prompts=prompts,
-            out=out,
-            model_path=a.model_path,
-            model_name=a.model,
-            evalset=evalset,
-            mode=a.mode,
-            sampling=SamplingParams(**p["sampling"]),
-            backend=p["backend"],
-            backend_options=p.get("backend_options", {}),
-            shard_size=p["shard_size"],
-            budget=ReasoningBudget(**p["budget"]) if p.get("budget") else None,
+        GenerationJob.from_params(
+            p, prompts=prompts, out=out, model_path=a.model_path, model_name=a.model, evalset=evalset, mode=a.mode
         )
         for prompts, out, evalset in zip(a.prompts, a.out, a.evalset)
     ]

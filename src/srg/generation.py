@@ -125,6 +125,26 @@ class GenerationJob:
     shard_size: int = 128
     budget: ReasoningBudget | None = None  # reasoning models: budgeted decoding (generate_budgeted)
 
+    @classmethod
+    def from_params(
+        cls, params: dict, *, prompts: str, out: str, model_path: str, model_name: str, evalset: str, mode: str
+    ) -> GenerationJob:
+        """A job from the DAG's generation params (``sampling``, ``backend``, ``backend_options``,
+        ``shard_size``, optional ``budget``): what the ``generate`` rule and the training gate pass."""
+        return cls(
+            prompts=prompts,
+            out=out,
+            model_path=model_path,
+            model_name=model_name,
+            evalset=evalset,
+            mode=mode,
+            sampling=SamplingParams(**params["sampling"]),
+            backend=params["backend"],
+            backend_options=params.get("backend_options", {}),
+            shard_size=params["shard_size"],
+            budget=ReasoningBudget(**params["budget"]) if params.get("budget") else None,
+        )
+
 
 def shard_key(job: GenerationJob) -> str:
     """Hash of everything that changes a shard's content: the model's weights and tokenizer
