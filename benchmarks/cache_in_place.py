@@ -49,6 +49,7 @@ def parse_args(argv=None):
     p.add_argument("--run-dir", required=True, help="a finished run (results/prompts, results/models)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--sample-prompts", type=int, default=60)
+    p.add_argument("--sample-sets", nargs="+", default=ATTACK_SETS, help="BoN sampling's prompt sets")
     p.add_argument("--greedy-prompts", type=int, default=120)
     p.add_argument("--reasoning-prompts", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=64, help="generation.batch_size")
@@ -80,7 +81,7 @@ def child(a) -> dict:
     t0 = time.perf_counter()
     if workload == "bon_sampling":
         p = SamplingParams(n=8, greedy=False, temperature=0.7, top_p=0.9, top_k=0, max_new_tokens=24, seed=0)
-        outs = backend.generate(requests(ATTACK_SETS, a.sample_prompts), p)
+        outs = backend.generate(requests(a.sample_sets, a.sample_prompts), p)
     elif workload == "greedy":
         outs = backend.generate(requests(ATTACK_SETS, a.greedy_prompts), SamplingParams(max_new_tokens=24))
     else:
@@ -111,12 +112,19 @@ def main(argv=None) -> dict:
                 cmd = [sys.executable, __file__, "--baseline-src", a.baseline_src, "--run-dir", a.run_dir]
                 cmd += ["--batch-size", str(a.batch_size), "--child", trees[t], w]
                 cmd += ["--sample-prompts", str(a.sample_prompts), "--greedy-prompts", str(a.greedy_prompts)]
-                cmd += ["--reasoning-prompts", str(a.reasoning_prompts)]
+                cmd += ["--reasoning-prompts", str(a.reasoning_prompts), "--sample-sets", *a.sample_sets]
                 out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
                 runs[w][t].append({"wall_s": out["wall_s"], "tokens": out["tokens"]})
                 hashes[w][t] = out["hashes"]
                 print(f"[bench] round {r} {w} {t}: {out['wall_s']} s", flush=True)
-    result: dict = {"batch_size": a.batch_size, "threads": 1, "rounds": a.rounds, "workloads": {}}
+    result: dict = {
+        "batch_size": a.batch_size,
+        "threads": 1,
+        "rounds": a.rounds,
+        "sample_sets": a.sample_sets,
+        "sample_prompts": a.sample_prompts,
+        "workloads": {},
+    }
     for w in a.workloads:
         med = {t: statistics.median(x["wall_s"] for x in runs[w][t]) for t in trees}
         same = [x == y for x, y in zip(hashes[w]["current"], hashes[w]["baseline"])]
