@@ -2,6 +2,7 @@
 
 import random
 
+import pytest
 import torch
 
 from srg.backends.kv_cache import SPARE, GrowingLayer
@@ -11,6 +12,16 @@ H, D = 2, 3
 
 def states(b: int, t: int) -> torch.Tensor:
     return torch.randn(b, H, t, D, dtype=torch.bfloat16)
+
+
+@pytest.fixture
+def nan_buffers(monkeypatch):
+    """Buffers allocated NaN-filled: a view cell nothing wrote or zeroed shows as NaN."""
+    monkeypatch.setattr(
+        GrowingLayer,
+        "_alloc",
+        staticmethod(lambda like, *shape: tuple(like.new_full(shape, float("nan")) for _ in "kv")),
+    )
 
 
 def check(layer: GrowingLayer, ref: list[torch.Tensor]) -> None:
@@ -24,14 +35,9 @@ def check(layer: GrowingLayer, ref: list[torch.Tensor]) -> None:
         assert torch.equal(layer.values[r, :, -t:], v.to(layer.values.dtype))
 
 
-def test_random_appends_drops_and_merges_keep_every_row(monkeypatch):
+def test_random_appends_drops_and_merges_keep_every_row(nan_buffers):
     """Random decode steps, drops of finished rows and merges of new ones, against a list of
     each row's states; no cell of the view is ever uninitialised (NaN-filled buffers)."""
-    monkeypatch.setattr(  # uninitialised memory shows as NaN
-        GrowingLayer,
-        "_alloc",
-        staticmethod(lambda like, *shape: tuple(like.new_full(shape, float("nan")) for _ in "kv")),
-    )
     torch.manual_seed(0)
     rng = random.Random(0)
     layer = GrowingLayer()
@@ -94,14 +100,9 @@ def test_a_replaced_view_is_copied_not_written_through():
     assert torch.equal(layer.values, torch.cat([v[[2, 0]], v2], 2))
 
 
-def test_a_merge_that_widens_the_view_masks_the_running_rows_new_columns(monkeypatch):
+def test_a_merge_that_widens_the_view_masks_the_running_rows_new_columns(nan_buffers):
     """Columns left of the view that a longer merged row brings in are zeroed for the rows
     already running (one of which never had them written)."""
-    monkeypatch.setattr(
-        GrowingLayer,
-        "_alloc",
-        staticmethod(lambda like, *shape: tuple(like.new_full(shape, float("nan")) for _ in "kv")),
-    )
     layer = GrowingLayer()
     k, v = states(2, 10), states(2, 10)
     layer.update(k, v)
